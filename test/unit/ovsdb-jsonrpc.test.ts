@@ -2,7 +2,11 @@ import t from 'tap';
 import { duplexPair } from 'node:stream';
 import { JsonRpcConnection, JsonStreamParser } from '../../src/common/ovs/ovsdb/jsonrpc.ts';
 import { OvsdbError } from '../../src/common/ovs/ovsdb/errors.ts';
-import { formatEndpoint, parseEndpoint } from '../../src/common/ovs/ovsdb/transport.ts';
+import { formatEndpoint, netConnector, parseEndpoint } from '../../src/common/ovs/ovsdb/transport.ts';
+import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { ValidationError } from '../../src/common/util/errors.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 import { settle } from '../helpers/fake-ovsdb.ts';
@@ -145,4 +149,48 @@ t.test('endpoints parse and print; bad ones name the field', (t) => {
     t.throws(() => parseEndpoint(bad, 'ovsdbEndpoint'), { name: 'ValidationError', field: 'ovsdbEndpoint' });
   }
   t.end();
+});
+
+async function listen(server: Server, ...args: unknown[]): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    (server.listen as (...a: unknown[]) => void)(...args, () => resolve());
+  });
+}
+
+t.test('the net connector speaks JSON-RPC over real TCP and unix sockets', async (t) => {
+  // a minimal peer that answers every request with its own params
+  const server = createServer((sock) => {
+    const parser = new JsonStreamParser();
+    sock.on('data', (c: Buffer) => {
+      for (const m of parser.push(c) as { params: unknown; id: unknown }[]) {
+        sock.write(JSON.stringify({ id: m.id, result: m.params, error: null }));
+      }
+    });
+  });
+  t.teardown(() => new Promise((r) => server.close(r)));
+  await listen(server, 0, '127.0.0.1');
+  const addr = server.address();
+  if (addr === null || typeof addr === 'string') throw new Error('no TCP address');
+  const tcp = new JsonRpcConnection(await netConnector(parseEndpoint(`tcp:127.0.0.1:${addr.port}`))(), {});
+  t.same(await tcp.request('echo', ['over tcp']), ['over tcp']);
+  tcp.close();
+
+  const dir = mkdtempSync(join(tmpdir(), 'ovsdb-ut-')); // socket paths must stay short
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'db.sock');
+  const unixServer = createServer((sock) => sock.pipe(sock));
+  t.teardown(() => new Promise((r) => unixServer.close(r)));
+  await listen(unixServer, path);
+  const unix = await netConnector(parseEndpoint(`unix:${path}`))();
+  t.ok(unix.writable);
+  unix.destroy();
+
+  // nobody listening: a typed error naming the endpoint
+  const err = await netConnector(parseEndpoint(`unix:${path}.absent`))().catch((e: unknown) => e);
+  t.type(err, OvsdbError);
+  t.match(err, { code: 'OVSDB_CONNECT_FAILED', message: /unix:.*absent: ENOENT \(is ovsdb-server running/ });
+  const ac = new AbortController();
+  ac.abort(new Error('stop'));
+  t.match(await netConnector(parseEndpoint(`unix:${path}`))(ac.signal).catch((e: unknown) => e), { message: 'stop' });
 });

@@ -290,6 +290,59 @@ t.test('create an existing port: nothing when it matches, an in-place update whe
   checkAll(t, tx);
 });
 
+t.test('create several ports in one transaction: new ones inserted, existing ones reconciled', async (t) => {
+  const { tx, br } = setup();
+  tx.respond = (ops) => {
+    tx.cache.applyUpdate2({
+      Interface: {
+        '40000000-0000-0000-0000-00000000000c': { insert: { name: 'pod-a' } },
+        '40000000-0000-0000-0000-00000000000d': { insert: { name: 'pod-b' } },
+      },
+      Port: {
+        '30000000-0000-0000-0000-00000000000c': {
+          insert: { name: 'pod-a', interfaces: ['uuid', '40000000-0000-0000-0000-00000000000c'] },
+        },
+        '30000000-0000-0000-0000-00000000000d': {
+          insert: { name: 'pod-b', interfaces: ['uuid', '40000000-0000-0000-0000-00000000000d'] },
+        },
+      },
+      Bridge: {
+        [U.br]: {
+          modify: {
+            ports: [
+              'set',
+              [
+                ['uuid', '30000000-0000-0000-0000-00000000000c'],
+                ['uuid', '30000000-0000-0000-0000-00000000000d'],
+              ],
+            ],
+          },
+        },
+      },
+    });
+    return ops.map(() => ({}));
+  };
+  const infos = await br.createPorts([
+    { name: 'pod-a', type: 'system', externalIds: { 'antrea-type': 'container', 'pod-name': 'a' } },
+    { name: 'antrea-gw0', type: 'internal', ofportRequest: 32769, externalIds: { 'antrea-type': 'gateway', v: '2' } },
+    { name: 'pod-b', type: 'system', externalIds: { 'antrea-type': 'container', 'pod-name': 'b' } },
+  ]);
+  t.same(
+    infos.map((p) => p.name),
+    ['pod-a', 'antrea-gw0', 'pod-b'],
+  );
+  golden(t, 'create-ports-batch', tx.transactions);
+  checkAll(t, tx);
+  t.same(await br.createPorts([]), []);
+  await t.rejects(
+    br.createPorts([
+      { name: 'x', type: 'internal' },
+      { name: 'x', type: 'internal' },
+    ]),
+    { name: 'ValidationError', field: 'ports[1].name' },
+  );
+});
+
 t.test('port errors: missing bridge, name on another bridge, bad specs', async (t) => {
   const { br: absent } = setup(withoutBridge());
   t.rejects(absent.createPort({ name: 'p', type: 'internal' }), {

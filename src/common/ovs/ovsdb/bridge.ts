@@ -19,6 +19,7 @@ import {
   EMPTY_SET,
   mapToRecord,
   namedUuid,
+  type NamedUuidAtom,
   type OvsdbRow,
   type OvsdbValue,
   optionalNumber,
@@ -161,6 +162,11 @@ export interface OvsBridgeClient {
    * name is used on another bridge.
    */
   createPort(spec: PortSpec): Promise<PortInfo>;
+  /**
+   * {@link createPort} for several ports in one transaction (all or nothing). Throws a
+   * ValidationError for a bad spec or a name given twice.
+   */
+  createPorts(specs: readonly PortSpec[]): Promise<PortInfo[]>;
   /** Deletes the port from this bridge. Absent (or on another bridge): nothing happens. */
   deletePort(name: string): Promise<void>;
   /** Deletes several ports in one transaction; absent ones are skipped. */
@@ -580,45 +586,65 @@ export class OvsdbBridge implements OvsBridgeClient {
   }
 
   async createPort(spec: PortSpec): Promise<PortInfo> {
-    validatePortSpec(spec);
+    const [info] = await this.createPorts([spec]);
+    if (info === undefined) throw new Error('unreachable: createPorts returned no port');
+    return info;
+  }
+
+  createPorts(specs: readonly PortSpec[]): Promise<PortInfo[]> {
+    return this.writePorts(specs, false);
+  }
+
+  private async writePorts(specs: readonly PortSpec[], retried: boolean): Promise<PortInfo[]> {
+    const seen = new Set<string>();
+    specs.forEach((spec, i) => {
+      validatePortSpec(spec);
+      if (seen.has(spec.name)) throw new ValidationError(`ports[${i}].name`, `duplicate port name ${spec.name}`);
+      seen.add(spec.name);
+    });
+    if (specs.length === 0) return [];
     const bridge = this.requireBridge();
-    const existing = this.portRowOnBridge(spec.name, bridge);
-    if (existing === undefined) {
-      const elsewhere = this.cache.lookup('Port', 'name', spec.name)[0];
-      if (elsewhere !== undefined) {
+    const txn: Operation[] = [];
+    const newPorts: NamedUuidAtom[] = [];
+    let updated = 0;
+    specs.forEach((spec, i) => {
+      const existing = this.portRowOnBridge(spec.name, bridge);
+      if (existing !== undefined) {
+        const upd = this.portUpdateOps(existing, spec);
+        if (upd.length > 0) updated++;
+        txn.push(...upd);
+        return;
+      }
+      if (this.cache.lookup('Port', 'name', spec.name).length > 0) {
         throw new OvsdbError('OVSDB_CONFLICT', `port ${spec.name} already exists but not on bridge ${this.name}`, {
           bridge: this.name,
           port: spec.name,
           table: 'Port',
         });
       }
-      const port: Record<string, OvsdbValue> = { name: spec.name, interfaces: namedUuid('iface') };
+      const port: Record<string, OvsdbValue> = { name: spec.name, interfaces: namedUuid(`iface${i}`) };
       if (spec.externalIds !== undefined) port['external_ids'] = ovsMap(spec.externalIds);
+      txn.push(ops.insert('Interface', interfaceRow(spec), `iface${i}`), ops.insert('Port', port, `port${i}`));
+      newPorts.push(namedUuid(`port${i}`));
+    });
+    if (newPorts.length > 0) {
+      txn.push(ops.mutate('Bridge', byUuid(bridge.uuid), [['ports', 'insert', ovsSet(newPorts)]]));
+    }
+    if (txn.length > 0) {
       try {
-        await this.client.transact([
-          ops.insert('Interface', interfaceRow(spec), 'iface'),
-          ops.insert('Port', port, 'port'),
-          ops.mutate('Bridge', byUuid(bridge.uuid), [['ports', 'insert', ovsSet([namedUuid('port')])]]),
-        ]);
+        await this.client.transact(txn);
       } catch (err) {
-        if (
+        // Some of the names were created concurrently: reconcile them (once).
+        const raced =
           isOvsdbError(err, 'OVSDB_TRANSACTION_FAILED') &&
           err.ovsdbError === 'constraint violation' &&
-          this.cache.lookup('Port', 'name', spec.name).length > 0
-        ) {
-          return this.createPort(spec); // created concurrently: reconcile it
-        }
+          specs.some((s) => this.cache.lookup('Port', 'name', s.name).length > 0);
+        if (raced && !retried) return this.writePorts(specs, true);
         throw err;
       }
-      this.logger.debug('port created', { port: spec.name, type: spec.type });
-      return this.requirePortInfo(spec.name);
+      this.logger.debug('ports written', { created: newPorts.length, updated });
     }
-    const txn = this.portUpdateOps(existing, spec);
-    if (txn.length > 0) {
-      await this.client.transact(txn);
-      this.logger.info('port updated to match its spec', { port: spec.name });
-    }
-    return this.requirePortInfo(spec.name);
+    return specs.map((s) => this.requirePortInfo(s.name));
   }
 
   /** The operations that make an existing port match `spec` (none if it already does). */

@@ -8,6 +8,7 @@ import { OvsdbBridge, type OvsBridgeClient } from '../../src/common/ovs/ovsdb/br
 import type { CacheUpdate } from '../../src/common/ovs/ovsdb/cache.ts';
 import { OvsdbClient } from '../../src/common/ovs/ovsdb/client.ts';
 import { OvsdbError } from '../../src/common/ovs/ovsdb/errors.ts';
+import { ovsMap } from '../../src/common/ovs/ovsdb/values.ts';
 import { eq, ops } from '../../src/common/ovs/ovsdb/operations.ts';
 import { ValidationError } from '../../src/common/util/errors.ts';
 import type { OvsDaemons } from '../../src/platform/linux/ovs-daemons.ts';
@@ -420,6 +421,65 @@ t.test('daemon not running: connecting fails with a typed error naming the endpo
   );
   t.match(err3, { code: 'OVSDB_CONNECT_FAILED' });
   t.match((err3 as OvsdbError).cause, { code: 'OVSDB_RPC_ERROR', ovsdbError: 'unknown database' });
+});
+
+t.test('raw transactions: insert with uuid-name, select, update, mutate, wait, delete', async (t) => {
+  const ovs = await tempOvs(t);
+  const client = await connected(t, ovs);
+  // QoS is a root table, so its rows live without being referenced
+  const [ins, sel] = await client.transact([
+    ops.insert('QoS', { type: 'linux-htb', external_ids: ovsMap({ owner: 'test' }) }, 'q'),
+    ops.select('QoS', [eq('_uuid', ['named-uuid', 'q'])], ['type', 'external_ids']),
+  ]);
+  const id = ins?.uuid?.[1];
+  t.match(id, /^[0-9a-f-]{36}$/, 'insert returns the new uuid');
+  t.same(sel?.rows, [{ type: 'linux-htb', external_ids: ['map', [['owner', 'test']]] }], 'select sees the row');
+  t.equal(await vsctl(ovs, 'get', 'QoS', id!, 'type'), 'linux-htb');
+  const where = [eq('_uuid', ['uuid', id!])];
+  const [upd, mut] = await client.transact([
+    ops.update('QoS', where, { other_config: ovsMap({ 'max-rate': '1000000' }) }),
+    ops.mutate('QoS', where, [['external_ids', 'insert', ovsMap({ extra: '1' })]]),
+  ]);
+  t.same([upd?.count, mut?.count], [1, 1]);
+  t.equal(await vsctl(ovs, 'get', 'QoS', id!, 'other_config:max-rate'), '"1000000"');
+  t.equal(await vsctl(ovs, 'get', 'QoS', id!, 'external_ids:extra'), '"1"');
+  // wait: satisfied at once, and timing out when the condition never holds
+  const [w] = await client.transact([ops.wait('QoS', where, ['type'], '==', [{ type: 'linux-htb' }], 1000)]);
+  t.same(w, {});
+  t.match(
+    await client
+      .transact([ops.wait('QoS', where, ['type'], '==', [{ type: 'linux-hfsc' }], 100)])
+      .catch((e: unknown) => e),
+    { code: 'OVSDB_OPERATION_FAILED', op: 'wait', ovsdbError: 'timed out', table: 'QoS' },
+  );
+  const [del] = await client.transact([ops.delete('QoS', where)]);
+  t.equal(del?.count, 1);
+  t.equal(await vsctl(ovs, 'list', 'QoS'), '');
+});
+
+t.test('tunnel ports of each type get their ofports', async (t) => {
+  const ovs = await tempOvs(t);
+  const client = await connected(t, ovs);
+  const br = await netdevBridge(t, ovs, client);
+  const created = await br.createPorts([
+    { name: 'tun-geneve', type: 'geneve', tunnel: { remoteIp: 'flow', key: 'flow', dstPort: 6081, csum: true } },
+    { name: 'tun-vxlan', type: 'vxlan', tunnel: { remoteIp: 'flow', key: 'flow', dstPort: 4789 } },
+    { name: 'tun-gre', type: 'gre', tunnel: { remoteIp: '192.0.2.7', key: 7, localIp: '192.0.2.1' } },
+    { name: 'tun-stt', type: 'stt', tunnel: { remoteIp: 'flow', key: 'flow' } },
+  ]);
+  t.same(
+    created.map((p) => p.type),
+    ['geneve', 'vxlan', 'gre', 'stt'],
+  );
+  for (const name of ['tun-geneve', 'tun-vxlan', 'tun-gre', 'tun-stt']) {
+    t.ok((await br.waitForOFPort(name)) > 0, `${name} has an ofport`);
+  }
+  t.equal(
+    await vsctl(ovs, 'get', 'Interface', 'tun-gre', 'options'),
+    '{key="7", local_ip="192.0.2.1", remote_ip="192.0.2.7"}',
+  );
+  t.equal(await vsctl(ovs, 'get', 'Interface', 'tun-stt', 'type'), 'stt');
+  t.equal(await vsctl(ovs, 'get', 'Interface', 'tun-vxlan', 'options:dst_port'), '"4789"');
 });
 
 t.test('echo round-trips on a real server', async (t) => {

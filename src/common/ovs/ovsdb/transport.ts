@@ -1,7 +1,8 @@
 /**
  * Where an OVSDB server is and how to open a byte stream to it. The client only sees a
  * {@link Connector}, so another transport (for example a Windows named pipe, which `net.connect`
- * also opens) is a new connector, not a change to the client.
+ * also opens) is a new connector, not a change to the client. On Windows, `unix:\\.\pipe\NAME`
+ * already works through {@link netConnector}: `net.connect({ path })` opens named pipes there.
  */
 import { connect } from 'node:net';
 import type { Duplex } from 'node:stream';

@@ -91,8 +91,8 @@ export interface PodInterfaceConfigurator {
    */
   check(expect: PodInterfaceExpectation): Promise<string[]>;
 
-  /** Whether the host side of a Pod interface exists (restart reconciliation). Read-only. */
-  hostInterfaceExists(name: string): Promise<boolean>;
+  /** The host side of a Pod interface (name and MAC), or undefined when it does not exist. Read-only. */
+  hostInterface(name: string): Promise<{ readonly name: string; readonly mac: string } | undefined>;
 
   /** Whether a Pod network namespace (as the agent reaches it) exists. Read-only. */
   netnsExists(netns: string): Promise<boolean>;

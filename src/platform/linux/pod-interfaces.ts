@@ -189,8 +189,9 @@ export class LinuxPodInterfaces implements PodInterfaceConfigurator {
     return problems;
   }
 
-  async hostInterfaceExists(name: string): Promise<boolean> {
-    return (await this.host.link(name)) !== undefined;
+  async hostInterface(name: string): Promise<{ name: string; mac: string } | undefined> {
+    const l = await this.host.link(name);
+    return l === undefined ? undefined : { name: l.name, mac: l.mac };
   }
 
   netnsExists(netns: string): Promise<boolean> {

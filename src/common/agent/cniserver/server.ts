@@ -354,7 +354,7 @@ export class CniServer {
     }
     const port = this.o.bridge.getPort(i.name);
     if (port === undefined || port.externalIds[EXT.containerId] !== i.container?.containerId) return false;
-    return this.o.podInterfaces.hostInterfaceExists(i.name);
+    return (await this.o.podInterfaces.hostInterface(i.name)) !== undefined;
   }
 
   private async add(r: Request, ctx: NodeNetworkContext): Promise<Uint8Array> {
@@ -370,10 +370,12 @@ export class CniServer {
     if (existing !== undefined) {
       if (existing.container?.netns === r.args.netns && (await this.healthy(existing))) {
         this.logger.info('ADD for an existing interface: returning its configuration', { containerId, ifname });
-        return this.encodeResult(this.resultFromStore(existing, r, ctx, mtu), r);
+        const hostMac = (await this.o.podInterfaces.hostInterface(existing.name))?.mac ?? '';
+        return this.encodeResult(this.resultFromStore(existing, r, ctx, mtu, hostMac), r);
       }
       this.logger.warn('ADD found a partial interface: removing it first', { containerId, ifname });
       await this.removeInterface(existing);
+      await this.o.ipam.del(this.ipamRequest(r, ctx));
     }
     const stale = this.o.journal.get(containerId, ifname);
     if (stale !== undefined) await this.rollbackPending(stale, ctx);
@@ -552,7 +554,13 @@ export class CniServer {
   }
 
   /** Rebuilds the result of a complete interface (a repeated ADD). */
-  private resultFromStore(i: InterfaceConfig, r: Request, ctx: NodeNetworkContext, mtu: number): CniResult {
+  private resultFromStore(
+    i: InterfaceConfig,
+    r: Request,
+    ctx: NodeNetworkContext,
+    mtu: number,
+    hostMac: string,
+  ): CniResult {
     const ips: CniIpConfig[] = i.ips.map((ip) => {
       const cidr = ctx.podCIDRs.find((c) => cidrContains(c, ip));
       const prefix = cidr === undefined ? (ipFamily(ip) === 6 ? 128 : 32) : Number(cidr.split('/')[1]);
@@ -561,7 +569,6 @@ export class CniServer {
     });
     const cfgRoutes = Array.isArray(r.network.ipam?.['routes']) ? (r.network.ipam['routes'] as unknown[]) : [];
     const routes = parseCniResult({ routes: cfgRoutes }, 'ipam').routes;
-    const hostMac = this.o.bridge.getPort(i.name)?.mac ?? '';
     return this.completeResult(
       { interfaces: [], ips, routes, dns: {} },
       r,

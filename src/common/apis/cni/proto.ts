@@ -94,6 +94,7 @@ export interface CniCmdResponse {
 /** Raised for bytes that are not a valid encoding of the expected message. */
 export class ProtoDecodeError extends Error {
   readonly code = 'PROTO_DECODE_FAILED';
+  override readonly name = 'ProtoDecodeError';
 }
 
 // ---- encoding -------------------------------------------------------------------------------

@@ -8,8 +8,16 @@
 import { ValidationError } from '../util/errors.ts';
 import type { LabelSelector } from './objects.ts';
 
-/** A label set to match against. Maps are used (not records) so keys such as `constructor` are safe. */
-export type Labels = ReadonlyMap<string, string>;
+/**
+ * A label set to match against: an object's `metadata.labels` as is (no copy). Only own properties
+ * count, so keys such as `constructor` are safe.
+ */
+export type Labels = Readonly<Record<string, string>>;
+
+/** The value of `key` in `labels`, or undefined. */
+export function labelValue(labels: Labels, key: string): string | undefined {
+  return Object.hasOwn(labels, key) ? labels[key] : undefined;
+}
 
 export type RequirementOp = 'Equals' | 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
 
@@ -62,7 +70,7 @@ function renderRequirement(r: Requirement): string {
 }
 
 function matchRequirement(r: Requirement, labels: Labels): boolean {
-  const v = labels.get(r.key);
+  const v = labelValue(labels, r.key);
   switch (r.op) {
     case 'Equals':
       return v === r.values[0];
@@ -84,6 +92,12 @@ export class Selector {
   readonly text: string;
 
   constructor(requirements: readonly Requirement[]) {
+    const only = requirements.length === 1 ? requirements[0] : undefined;
+    if (only !== undefined) {
+      this.requirements = requirements;
+      this.text = renderRequirement(only);
+      return;
+    }
     const rendered = requirements.map((r) => ({ r, s: renderRequirement(r) }));
     rendered.sort((a, b) => (a.r.key < b.r.key ? -1 : a.r.key > b.r.key ? 1 : a.s < b.s ? -1 : a.s > b.s ? 1 : 0));
     const unique = rendered.filter((x, i) => i === 0 || x.s !== rendered[i - 1]?.s);
@@ -161,9 +175,20 @@ export function parseLabelSelector(sel: LabelSelector, field: string): Selector 
   return reqs.length === 0 ? EVERYTHING : new Selector(reqs);
 }
 
-/** A label map from an object's `metadata.labels`. */
+const NO_LABELS: Labels = Object.freeze({});
+
+/** The labels of an object's `metadata.labels` (an empty set when absent). */
 export function toLabels(record: Readonly<Record<string, string>> | undefined): Labels {
-  return new Map(record === undefined ? [] : Object.entries(record));
+  return record ?? NO_LABELS;
+}
+
+/** True if two label sets are equal. */
+export function sameLabels(a: Labels, b: Labels): boolean {
+  if (a === b) return true;
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  for (const k of ka) if (labelValue(b, k) !== a[k]) return false;
+  return true;
 }
 
 /**

@@ -31,6 +31,8 @@ import {
   type GroupRecordBase,
   type PodEntity,
   PolicyRecord,
+  type Queued,
+  WorkQueue,
   podEntity,
 } from './records.ts';
 import {
@@ -120,9 +122,9 @@ export class NetworkPolicyController {
     this.addressGroups = this.agStore;
     this.appliedToGroups = this.atgStore;
     this.q = {
-      atgs: new Set(),
-      policies: new Set(),
-      ags: new Set(),
+      atgs: new WorkQueue(),
+      policies: new WorkQueue(),
+      ags: new WorkQueue(),
       tracking: false,
       singleNodeSpan: (node: string): Span => {
         let span = this.singleSpans.get(node);
@@ -247,15 +249,21 @@ export class NetworkPolicyController {
       rec = undefined;
     }
     const namespace = np.metadata?.namespace ?? '';
-    // Names computed during this conversion (a policy names few groups, often one twice).
-    const memo: string[] = [];
-    const nameOf = (sel: GroupSelector): string => {
+    // The groups this conversion names, looked up once each (a policy names few, often one twice).
+    const found: FoundGroups[] = [];
+    const lookup = (sel: GroupSelector): FoundGroups => {
       const n = sel.normalizedName;
-      for (let i = 0; i < memo.length; i += 2) if (memo[i] === n) return memo[i + 1] ?? '';
-      const name = this.groupOf(n)?.name ?? groupName(n);
-      memo.push(n, name);
-      return name;
+      for (const f of found) if (f.normalizedName === n) return f;
+      const f: FoundGroups = { normalizedName: n, name: '', atg: undefined, ag: undefined };
+      for (const sink of this.index.sinksOf(n)) {
+        if (sink instanceof AppliedToGroupRecord) f.atg = sink;
+        else if (sink instanceof AddressGroupRecord) f.ag = sink;
+      }
+      f.name = f.atg?.name ?? f.ag?.name ?? groupName(n);
+      found.push(f);
+      return f;
     };
+    const nameOf = (sel: GroupSelector): string => lookup(sel).name;
     let conv;
     try {
       conv = convertK8sNetworkPolicy(np, { nameOf, enableLogging: this.loggingNamespaces.has(namespace) });
@@ -279,8 +287,18 @@ export class NetworkPolicyController {
       if (deepEqual(rec.desired, conv.policy)) return;
     }
     const r = rec;
-    const atgs = conv.appliedTo.map((sel) => this.acquire(AppliedToGroupRecord, this.q.atgs, sel, nameOf(sel), r));
-    const ags = conv.addressGroups.map((sel) => this.acquire(AddressGroupRecord, this.q.ags, sel, nameOf(sel), r));
+    const atgs = conv.appliedTo.map((sel) => {
+      const f = lookup(sel);
+      f.atg ??= this.newGroup(AppliedToGroupRecord, this.q.atgs, sel, f.name);
+      f.atg.addPolicy(r);
+      return f.atg;
+    });
+    const ags = conv.addressGroups.map((sel) => {
+      const f = lookup(sel);
+      f.ag ??= this.newGroup(AddressGroupRecord, this.q.ags, sel, f.name);
+      f.ag.addPolicy(r);
+      return f.ag;
+    });
     for (const g of rec.atgs) if (!atgs.includes(g)) this.releaseAtg(g, rec);
     for (const g of rec.ags) if (!ags.includes(g)) this.releaseAg(g, rec);
     rec.atgs = atgs;
@@ -321,39 +339,17 @@ export class NetworkPolicyController {
     }
   }
 
-  /** The group of `kind` for `sel`, created (and subscribed to the index) if needed, now used by `rec`. */
-  private acquire<G extends AppliedToGroupRecord | AddressGroupRecord>(
+  /** A new group of `kind` for `sel`, subscribed to the index and queued. */
+  private newGroup<G extends AppliedToGroupRecord | AddressGroupRecord>(
     kind: new (name: string, sel: GroupSelector, q: GroupContext) => G,
-    queue: Set<G>,
+    queue: WorkQueue<G>,
     sel: GroupSelector,
     name: string,
-    rec: PolicyRecord,
   ): G {
-    let g = this.groupOf(sel.normalizedName, kind);
-    if (g === undefined) {
-      g = new kind(name, sel, this.q);
-      queue.add(g);
-      g.selector = this.index.addSink(sel, g);
-    }
-    g.addPolicy(rec);
+    const g = new kind(name, sel, this.q);
+    queue.add(g);
+    g.selector = this.index.addSink(sel, g);
     return g;
-  }
-
-  /** The live group of a kind (or of any kind) for a normalized selector, found through the index. */
-  private groupOf<G extends AppliedToGroupRecord | AddressGroupRecord>(
-    normalizedName: string,
-    kind?: abstract new (...args: never[]) => G,
-  ): G | undefined {
-    for (const sink of this.index.sinksOf(normalizedName)) {
-      if (
-        kind === undefined
-          ? sink instanceof AppliedToGroupRecord || sink instanceof AddressGroupRecord
-          : sink instanceof kind
-      ) {
-        return sink as G;
-      }
-    }
-    return undefined;
   }
 
   private releaseAtg(g: AppliedToGroupRecord, rec: PolicyRecord): void {
@@ -612,10 +608,17 @@ export class NetworkPolicyController {
   }
 }
 
+/** The live groups of one normalized selector, as found during a conversion. */
+interface FoundGroups {
+  readonly normalizedName: string;
+  name: string;
+  atg: AppliedToGroupRecord | undefined;
+  ag: AddressGroupRecord | undefined;
+}
+
 /** Processes and removes the items of `queue` (including those added meanwhile); false if `late()` stopped it. */
-function drainQueue<T>(queue: Set<T>, process: (item: T) => void, late: () => boolean): boolean {
-  for (const item of queue) {
-    queue.delete(item);
+function drainQueue<T extends Queued>(queue: WorkQueue<T>, process: (item: T) => void, late: () => boolean): boolean {
+  for (let item = queue.take(); item !== undefined; item = queue.take()) {
     process(item);
     if (late()) return false;
   }

@@ -41,11 +41,63 @@ export interface PodEntity {
   readonly agMember: GroupMember | undefined;
 }
 
+/** An item of a {@link WorkQueue}: each record belongs to one queue, and knows whether it is in it. */
+export interface Queued {
+  queued: boolean;
+}
+
+/**
+ * A FIFO work queue without duplicates, backed by an array: adding an item already queued costs a
+ * flag check, much cheaper than a Set when every member change queues its group again.
+ */
+export class WorkQueue<T extends Queued> {
+  private items: T[] = [];
+  private head = 0;
+  private count = 0;
+
+  get size(): number {
+    return this.count;
+  }
+
+  add(item: T): void {
+    if (item.queued) return;
+    item.queued = true;
+    this.items.push(item);
+    this.count++;
+  }
+
+  has(item: T): boolean {
+    return item.queued;
+  }
+
+  /** Unqueues an item (it is skipped where it stands). */
+  delete(item: T): void {
+    if (!item.queued) return;
+    item.queued = false;
+    this.count--;
+  }
+
+  /** The next queued item, unqueued, or undefined when the queue is empty. */
+  take(): T | undefined {
+    while (this.head < this.items.length) {
+      const item = this.items[this.head++];
+      if (item?.queued === true) {
+        item.queued = false;
+        this.count--;
+        return item;
+      }
+    }
+    this.items = [];
+    this.head = 0;
+    return undefined;
+  }
+}
+
 /** The work the records put on the controller's queues. */
 export interface WorkQueues {
-  readonly atgs: Set<AppliedToGroupRecord>;
-  readonly policies: Set<PolicyRecord>;
-  readonly ags: Set<AddressGroupRecord>;
+  readonly atgs: WorkQueue<AppliedToGroupRecord>;
+  readonly policies: WorkQueue<PolicyRecord>;
+  readonly ags: WorkQueue<AddressGroupRecord>;
   /** True once the stores are published: records then keep the delta of their next event. */
   tracking: boolean;
   /** Called when work was queued. */
@@ -179,6 +231,7 @@ export abstract class GroupRecordBase<T, Ev> implements GroupSink<PodEntity> {
   span: Span = EMPTY_SPAN;
   stored = false;
   deleted = false;
+  queued = false;
   protected spanStale = true;
   protected delta: Delta<T> | undefined;
   protected readonly q: GroupContext;
@@ -492,6 +545,7 @@ export class PolicyRecord implements NetworkPolicyView {
   deleted = false;
   /** The source is gone but its Namespace is terminating with Pods left: keep enforcing. */
   held = false;
+  queued = false;
 
   constructor(key: string, uid: string, namespace: string, source: k8s.NetworkPolicy, desired: NetworkPolicy) {
     this.key = key;

@@ -454,3 +454,22 @@ t.test('Nodes are recorded', (t) => {
   t.same([...c.knownNodes().values()], [{ name: 'n1', labels: { zone: 'a' }, addresses: ['192.0.2.10'] }]);
   t.end();
 });
+
+t.test('a group released and reused before its deletion is processed is published', (t) => {
+  const c = controller();
+  c.handlePod('ADDED', pod('ns0', 'p0', {}, { node: 'n1', ip: '10.0.0.1' }));
+  c.handleNetworkPolicy('ADDED', np('ns0', 'c', { podSelector: {} }));
+  c.handleNetworkPolicy(
+    'MODIFIED',
+    np('ns0', 'c', { podSelector: { matchExpressions: [{ key: 'app', operator: 'Exists' }] } }),
+  );
+  // The run loop processes in slices: the released group is set aside for deletion...
+  t.notOk(c.flush(Infinity, 1));
+  // ...and another policy takes it before the slice that would delete it.
+  c.handleNetworkPolicy('ADDED', np('ns0', 'a', { podSelector: {} }));
+  c.flush();
+  c.publish();
+  t.same(atg(c, 'namespace=ns0 And podSelector='), { span: ['n1'], byNode: { n1: ['ns0/p0'] } });
+  t.same(span(c, 'uid-np-ns0-a'), ['n1']);
+  t.end();
+});

@@ -290,12 +290,15 @@ export class NetworkPolicyController {
     const atgs = conv.appliedTo.map((sel) => {
       const f = lookup(sel);
       f.atg ??= this.newGroup(AppliedToGroupRecord, this.q.atgs, sel, f.name);
+      // A group no policy used was waiting for deletion: it is needed again, process it.
+      if (f.atg.policyCount === 0) this.q.atgs.add(f.atg);
       f.atg.addPolicy(r);
       return f.atg;
     });
     const ags = conv.addressGroups.map((sel) => {
       const f = lookup(sel);
       f.ag ??= this.newGroup(AddressGroupRecord, this.q.ags, sel, f.name);
+      if (f.ag.policyCount === 0) this.q.ags.add(f.ag);
       f.ag.addPolicy(r);
       return f.ag;
     });
@@ -368,13 +371,13 @@ export class NetworkPolicyController {
   }
 
   /**
-   * Processes queued work until none is left, or until `deadline` (a performance.now() time) passes.
-   * Returns true when everything is processed.
+   * Processes queued work until none is left, or until `deadline` (a performance.now() time) passes,
+   * or `maxItems` records were processed. Returns true when everything is processed.
    */
-  flush(deadline = Infinity): boolean {
+  flush(deadline = Infinity, maxItems = Infinity): boolean {
     const q = this.q;
     let n = 0;
-    const late = (): boolean => (++n & 63) === 0 && performance.now() > deadline;
+    const late = (): boolean => ++n >= maxItems || ((n & 63) === 0 && performance.now() > deadline);
     // Phases in dependency order; a phase that queues work for an earlier one sends the loop back.
     for (;;) {
       if (q.atgs.size > 0) {
@@ -390,13 +393,16 @@ export class NetworkPolicyController {
         continue;
       }
       // Group deletions go last, after the policies that stopped using them were published.
+      // A group used again meanwhile goes back to its queue.
       for (const g of this.doomedAtgs) {
         this.doomedAtgs.delete(g);
         if (g.policyCount === 0) this.deleteGroup(g, this.atgStore);
+        else q.atgs.add(g);
       }
       for (const g of this.doomedAgs) {
         this.doomedAgs.delete(g);
         if (g.policyCount === 0) this.deleteGroup(g, this.agStore);
+        else q.ags.add(g);
       }
       if (q.atgs.size + q.policies.size + q.ags.size === 0) return true;
     }

@@ -226,6 +226,8 @@ export class NetworkPolicyController {
     const name = node.metadata?.name ?? '';
     if (type === 'DELETED') {
       this.nodes.delete(name);
+      // Spans that still hold the Node keep their set; the next one gets a fresh set.
+      this.singleSpans.delete(name);
       return;
     }
     this.nodes.set(name, {

@@ -164,6 +164,31 @@ t.test('retries failed requests with backoff until the list succeeds', async (t)
   await running;
 });
 
+t.test('a list that never answers times out and is retried', async (t) => {
+  const api = new FakeKubeApi();
+  const url = await api.start();
+  t.teardown(() => api.stop());
+  api.upsert(PODS, pod('a', 'p1'));
+  api.hangNext(1);
+  const log = memoryLogger('warn');
+  const informer = new Informer<Pod>({
+    resource: 'pods',
+    client: kubeListWatch(api.kubeConfig(url), PODS, 100),
+    logger: log,
+    backoff: new Backoff({ initialMs: 5, maxMs: 20, jitter: 0 }),
+  });
+  const ac = new AbortController();
+  const running = informer.run(ac.signal);
+  await informer.waitSynced();
+  t.equal(informer.size, 1);
+  t.match(
+    log.lines.filter((l) => l['msg'] === 'list/watch failed, retrying'),
+    [{ err: /no answer within 100 ms/ }],
+  );
+  ac.abort();
+  await running;
+});
+
 t.test('transform trims objects before they are cached', async (t) => {
   const { api, informer } = await setup(t);
   const fat: Pod & { spec: { volumes: unknown[] } } = {

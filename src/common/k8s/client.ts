@@ -3,7 +3,14 @@
  * transport of the informer ({@link kubeListWatch}). Lists are fetched as raw JSON, in pages, without
  * client-node's model classes (cheaper for 100k objects); watches use client-node's `Watch`.
  */
-import { HttpMethod, IsomorphicFetchHttpLibrary, KubeConfig, RequestContext, Watch } from '@kubernetes/client-node';
+import {
+  HttpMethod,
+  IsomorphicFetchHttpLibrary,
+  KubeConfig,
+  RequestContext,
+  type ResponseContext,
+  Watch,
+} from '@kubernetes/client-node';
 import { AntreaError } from '../util/errors.ts';
 import { GoneError, type ListPage, type ListWatchClient, type RawWatchEvent } from './informer.ts';
 import type { KubeList, KubeObject } from './objects.ts';
@@ -29,8 +36,12 @@ export function loadKubeConfig(path?: string): KubeConfig {
 
 const http = new IsomorphicFetchHttpLibrary();
 
-/** A ListWatchClient for the collection at `path` (for example {@link ResourcePaths}.pods). */
-export function kubeListWatch(kc: KubeConfig, path: string): ListWatchClient {
+/**
+ * A ListWatchClient for the collection at `path` (for example {@link ResourcePaths}.pods). A list
+ * request that takes longer than `listTimeoutMs` (default 60 s) fails, so a hung server cannot stall
+ * the informer; watches time out after 30 s without data (client-node).
+ */
+export function kubeListWatch(kc: KubeConfig, path: string, listTimeoutMs = 60_000): ListWatchClient {
   const server = (): string => {
     const cluster = kc.getCurrentCluster();
     if (cluster === null) throw new AntreaError('K8S_CONFIG', 'the kubeconfig has no current cluster');
@@ -43,10 +54,22 @@ export function kubeListWatch(kc: KubeConfig, path: string): ListWatchClient {
       if (cont !== undefined) url.searchParams.set('continue', cont);
       const ctx = new RequestContext(url.toString(), HttpMethod.GET);
       ctx.setHeaderParam('Accept', 'application/json');
-      ctx.setSignal(signal);
+      const timeout = AbortSignal.timeout(listTimeoutMs);
+      ctx.setSignal(AbortSignal.any([signal, timeout]));
       await kc.applySecurityAuthentication(ctx);
-      const res = await http.send(ctx).toPromise();
-      const text = await res.body.text();
+      let res: ResponseContext;
+      let text: string;
+      try {
+        res = await http.send(ctx).toPromise();
+        text = await res.body.text();
+      } catch (err) {
+        if (timeout.aborted && !signal.aborted) {
+          throw new AntreaError('K8S_API_TIMEOUT', `list ${path}: no answer within ${listTimeoutMs} ms`, {
+            cause: err,
+          });
+        }
+        throw err;
+      }
       if (res.httpStatusCode === 410) throw new GoneError(`list ${path}: ${text.slice(0, 200)}`);
       if (res.httpStatusCode < 200 || res.httpStatusCode > 299) {
         throw new AntreaError('K8S_API_ERROR', `list ${path}: HTTP ${res.httpStatusCode}`, {

@@ -141,35 +141,13 @@ for (const goneAs of ['event', 'http'] as const) {
   );
 }
 
-t.test('retries failed requests with backoff until the list succeeds', async (t) => {
+/** Lists one Pod through a server that misbehaves first; returns the retry warnings logged. */
+async function listThroughFault(t: Test, fault: (api: FakeKubeApi) => void): Promise<Record<string, unknown>[]> {
   const api = new FakeKubeApi();
   const url = await api.start();
   t.teardown(() => api.stop());
   api.upsert(PODS, pod('a', 'p1'));
-  api.failNext(3);
-  const log = memoryLogger('warn');
-  const informer = new Informer<Pod>({
-    resource: 'pods',
-    client: kubeListWatch(api.kubeConfig(url), PODS),
-    logger: log,
-    backoff: new Backoff({ initialMs: 5, maxMs: 20, jitter: 0 }),
-  });
-  const ac = new AbortController();
-  const running = informer.run(ac.signal);
-  await informer.waitSynced();
-  t.equal(informer.size, 1);
-  t.equal(log.lines.filter((l) => l['msg'] === 'list/watch failed, retrying').length, 3);
-  t.match(log.lines[0], { err: /HTTP 500/ });
-  ac.abort();
-  await running;
-});
-
-t.test('a list that never answers times out and is retried', async (t) => {
-  const api = new FakeKubeApi();
-  const url = await api.start();
-  t.teardown(() => api.stop());
-  api.upsert(PODS, pod('a', 'p1'));
-  api.hangNext(1);
+  fault(api);
   const log = memoryLogger('warn');
   const informer = new Informer<Pod>({
     resource: 'pods',
@@ -181,12 +159,21 @@ t.test('a list that never answers times out and is retried', async (t) => {
   const running = informer.run(ac.signal);
   await informer.waitSynced();
   t.equal(informer.size, 1);
-  t.match(
-    log.lines.filter((l) => l['msg'] === 'list/watch failed, retrying'),
-    [{ err: /no answer within 100 ms/ }],
-  );
   ac.abort();
   await running;
+  return log.lines.filter((l) => l['msg'] === 'list/watch failed, retrying');
+}
+
+t.test('retries failed requests with backoff until the list succeeds', async (t) => {
+  const warnings = await listThroughFault(t, (api) => api.failNext(3));
+  t.equal(warnings.length, 3);
+  t.match(warnings[0], { err: /HTTP 500/ });
+});
+
+t.test('a list that never answers times out and is retried', async (t) => {
+  const warnings = await listThroughFault(t, (api) => api.hangNext(1));
+  t.match(warnings, [{ err: /no answer within 100 ms/ }]);
+  t.equal(warnings.length, 1);
 });
 
 t.test('transform trims objects before they are cached', async (t) => {

@@ -3,6 +3,7 @@ import { NetworkPolicyController, groupName } from '../../src/controller/network
 import type { StoreEvent } from '../../src/controller/networkpolicy/store.ts';
 import {
   addressGroupWatchEvent,
+  affectedNodes,
   appliedToGroupWatchEvent,
   networkPolicyWatchEvent,
 } from '../../src/controller/networkpolicy/watch-events.ts';
@@ -12,7 +13,9 @@ import { np, pod, sel } from './fixtures/k8s.ts';
 function watch(c: NetworkPolicyController, watchers: (string | undefined)[]): Map<string, unknown[]> {
   const got = new Map<string, unknown[]>(watchers.map((w) => [w ?? '*', []]));
   const push = (e: StoreEvent): void => {
+    const affected = affectedNodes(e);
     for (const w of watchers) {
+      if (w !== undefined && !affected.has(w)) continue;
       const ev =
         e.kind === 'NetworkPolicy'
           ? networkPolicyWatchEvent(e, w)

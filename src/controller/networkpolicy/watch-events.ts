@@ -41,6 +41,15 @@ function transition(ev: StoreEvent, node: string | undefined): { was: boolean; i
   return { was: ev.prevSpan.has(node), is: ev.span.has(node) };
 }
 
+/** The Nodes an event concerns: those that had the object before or have it after. */
+export function affectedNodes(ev: StoreEvent): ReadonlySet<string> {
+  if (ev.prevSpan === ev.span || ev.prevSpan.size === 0) return ev.span;
+  if (ev.span.size === 0) return ev.prevSpan;
+  const out = new Set(ev.prevSpan);
+  for (const n of ev.span) out.add(n);
+  return out;
+}
+
 /** The metadata-only NetworkPolicy sent on DELETED. */
 export function deletedNetworkPolicy(p: NetworkPolicy): NetworkPolicy {
   return {

@@ -41,7 +41,6 @@ import {
 import {
   type FieldDef,
   type Subfield,
-  OXM_CLASS,
   field,
   fieldByCode,
   findField,

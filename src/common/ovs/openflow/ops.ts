@@ -202,7 +202,7 @@ export async function portStats(conn: OpenFlowConnection, portNo: number = OFPP.
 }
 
 export async function portDescs(conn: OpenFlowConnection): Promise<PortDesc[]> {
-  return decodePortDescs(await conn.multipart(OFPMP.PORT_DESC));
+  return decodePortDescs(await conn.multipart(OFPMP.PORT_DESC, encodeIdRequest(OFPP.ANY)));
 }
 
 /** The OpenFlow port number of the named port (as OVS reports it), or undefined if absent. */

@@ -26,7 +26,7 @@ import { ones, parseIpv4, parseIpv6, parseMac, prefixMask } from '../../ovs/open
 import { OFPP, type PacketInReason } from '../../ovs/openflow/consts.ts';
 import { type Subfield, field as ofField, subfield } from '../../ovs/openflow/fields.ts';
 import { Flow, type FlowSpec } from '../../ovs/openflow/flow.ts';
-import { ETH_TYPE, IP_PROTO, Match } from '../../ovs/openflow/match.ts';
+import { ETH_TYPE, IP_PROTO, MatchDraft, type MatchOps } from '../../ovs/openflow/match.ts';
 import type { FlowFlag } from '../../ovs/openflow/consts.ts';
 import { BitField, Mark } from './fields.ts';
 import type { StageId } from './pipeline.ts';
@@ -263,58 +263,55 @@ export function actions(): ActionList {
   return ActionList.EMPTY;
 }
 
-interface FlowState {
-  readonly table: FlowTable;
-  readonly priority: number;
-  readonly cookie: bigint;
-  readonly match: Match;
-  readonly actions: readonly Action[];
-  readonly idleTimeout: number;
-  readonly hardTimeout: number;
-  readonly flags: readonly FlowFlag[];
-  readonly error: ValidationError | undefined;
+interface Meta {
+  readonly cookie?: bigint;
+  readonly idleTimeout?: number;
+  readonly hardTimeout?: number;
+  readonly flags?: readonly FlowFlag[];
 }
+
+/**
+ * One builder call. A builder is a table, a priority and the chain of calls made so far: every call
+ * adds one link (O(1), shared with the builder it came from) and done() replays the chain once.
+ */
+type Step =
+  | { readonly k: 'match'; readonly f: (m: MatchOps) => MatchOps; readonly prev: Step | undefined }
+  | { readonly k: 'actions'; readonly a: readonly Action[]; readonly prev: Step | undefined }
+  | { readonly k: 'meta'; readonly m: Meta; readonly prev: Step | undefined }
+  | { readonly k: 'error'; readonly e: ValidationError; readonly prev: Step | undefined };
 
 /** Builds one flow of a table. */
 export class FlowBuilder extends ActionMethods<FlowBuilder> {
-  private readonly s: FlowState;
+  private readonly table: FlowTable;
+  private readonly priority: number;
+  private readonly step: Step | undefined;
 
-  private constructor(s: FlowState) {
+  private constructor(table: FlowTable, priority: number, step: Step | undefined) {
     super();
-    this.s = s;
+    this.table = table;
+    this.priority = priority;
+    this.step = step;
   }
 
   static for(table: FlowTable, priority: number): FlowBuilder {
-    return new FlowBuilder({
-      table,
-      priority,
-      cookie: 0n,
-      match: Match.EMPTY,
-      actions: [],
-      idleTimeout: 0,
-      hardTimeout: 0,
-      flags: [],
-      error: undefined,
-    });
+    return new FlowBuilder(table, priority, undefined);
   }
 
-  private with(p: Partial<FlowState>): FlowBuilder {
-    return new FlowBuilder({ ...this.s, ...p });
+  private with(m: Meta): FlowBuilder {
+    return new FlowBuilder(this.table, this.priority, { k: 'meta', m, prev: this.step });
   }
 
-  /** Applies a match change; an invalid value is reported by done() (the first one wins). */
-  private m(f: (m: Match) => Match): FlowBuilder {
-    if (this.s.error !== undefined) return this;
-    try {
-      return this.with({ match: f(this.s.match) });
-    } catch (err) {
-      if (err instanceof ValidationError) return this.with({ error: err });
-      throw err;
-    }
+  /** Records a match change; an invalid value is reported by done() (the first one wins). */
+  private m(f: (m: MatchOps) => MatchOps): FlowBuilder {
+    return new FlowBuilder(this.table, this.priority, { k: 'match', f, prev: this.step });
+  }
+
+  private fail(e: ValidationError): FlowBuilder {
+    return new FlowBuilder(this.table, this.priority, { k: 'error', e, prev: this.step });
   }
 
   protected add(...a: Action[]): FlowBuilder {
-    return this.with({ actions: [...this.s.actions, ...a] });
+    return new FlowBuilder(this.table, this.priority, { k: 'actions', a, prev: this.step });
   }
 
   cookie(cookie: bigint): FlowBuilder {
@@ -409,7 +406,7 @@ export class FlowBuilder extends ActionMethods<FlowBuilder> {
   /** DSCP value (0..63). */
   matchIPDSCP(dscp: number): FlowBuilder {
     if (!Number.isInteger(dscp) || dscp < 0 || dscp > 63)
-      return this.with({ error: new ValidationError('ip_dscp', `${dscp} is not 0..63`) });
+      return this.fail(new ValidationError('ip_dscp', `${dscp} is not 0..63`));
     return this.match('nw_tos', dscp << 2);
   }
   matchVLAN(vid: number): FlowBuilder {
@@ -515,7 +512,7 @@ export class FlowBuilder extends ActionMethods<FlowBuilder> {
 
   /** goto_table to the next table of the pipeline (drop if this is the last one) and build. */
   next(): Flow {
-    const n = this.s.table.next;
+    const n = this.table.next;
     return n === undefined ? this.done() : this.gotoTable(n);
   }
   /** goto_table (forward only) and build. */
@@ -525,36 +522,61 @@ export class FlowBuilder extends ActionMethods<FlowBuilder> {
   }
   /** goto the first active table of `stage` (forward only) and build. */
   gotoStage(stage: StageId): Flow {
-    const target = this.s.table.stageTable(stage);
+    const target = this.table.stageTable(stage);
     if (target === undefined)
-      throw new ValidationError('stage', `no active table in stage ${stage} after ${this.s.table.name}`);
+      throw new ValidationError('stage', `no active table in stage ${stage} after ${this.table.name}`);
     return this.gotoTable(target);
   }
   /** Builds the flow ("drop" when it has no actions). */
   done(): Flow {
-    if (this.s.error !== undefined) throw this.s.error;
+    const steps: Step[] = [];
+    for (let st = this.step; st !== undefined; st = st.prev) steps.push(st);
+    const draft = new MatchDraft();
+    const actionList: Action[] = [];
+    let meta: Meta = {};
+    for (let i = steps.length - 1; i >= 0; i--) {
+      const st = steps[i];
+      if (st === undefined) continue;
+      switch (st.k) {
+        case 'match':
+          try {
+            st.f(draft);
+          } catch (err) {
+            throw this.explain(err);
+          }
+          break;
+        case 'actions':
+          actionList.push(...st.a);
+          break;
+        case 'meta':
+          meta = { ...meta, ...st.m };
+          break;
+        case 'error':
+          throw this.explain(st.e);
+      }
+    }
     const spec: FlowSpec = {
-      table: this.s.table.id,
-      priority: this.s.priority,
-      cookie: this.s.cookie,
-      match: this.s.match,
-      actions: this.s.actions,
-      idleTimeout: this.s.idleTimeout,
-      hardTimeout: this.s.hardTimeout,
-      flags: this.s.flags,
+      table: this.table.id,
+      priority: this.priority,
+      cookie: meta.cookie ?? 0n,
+      match: draft.build(),
+      actions: actionList,
+      idleTimeout: meta.idleTimeout ?? 0,
+      hardTimeout: meta.hardTimeout ?? 0,
+      flags: meta.flags ?? [],
     };
     try {
       return new Flow(spec);
     } catch (err) {
-      if (err instanceof ValidationError) {
-        throw new ValidationError(
-          err.field,
-          `${err.message.replace(/^[^:]*: /, '')} (flow in table ${this.s.table.name})`,
-          { cause: err },
-        );
-      }
-      throw err;
+      throw this.explain(err);
     }
+  }
+
+  private explain(err: unknown): unknown {
+    if (!(err instanceof ValidationError)) return err;
+    return new ValidationError(err.field, `${err.message.replace(/^[^:]*: /, '')} (flow in table ${this.table.name})`, {
+      cause: err,
+    });
   }
 }
 

@@ -194,9 +194,16 @@ export function bigintToBytes(v: bigint, n: number): Uint8Array {
   return out;
 }
 
+const ONES: bigint[] = [];
+
 /** All-ones value of `bits` bits. */
 export function ones(bits: number): bigint {
-  return (1n << BigInt(bits)) - 1n;
+  let v = ONES[bits];
+  if (v === undefined) {
+    v = (1n << BigInt(bits)) - 1n;
+    if (bits <= 1024) ONES[bits] = v;
+  }
+  return v;
 }
 
 /** OVS `ds_put_hex`: "0x" and minimal hex digits, or "0" for zero. */

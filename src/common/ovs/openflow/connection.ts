@@ -13,7 +13,6 @@ import { ByteWriter } from './bytes.ts';
 import { NXT, OFP_VERSION_15, OFPBCT, OFPBF, OFPMP, OFPT, OFPT_NAMES } from './consts.ts';
 import { type FailedRequest, OpenFlowError } from './errors.ts';
 import {
-  BUNDLE_ADD_HEADER_LEN,
   type PacketIn,
   type PacketOut,
   type SwitchFeatures,
@@ -53,9 +52,21 @@ export interface OpenFlowConnectionOptions {
 
 /** A message to send whose failure should be reported with a description. */
 export interface TrackedMessage {
-  /** Encoded message; its xid is replaced. */
-  readonly bytes: Uint8Array;
+  /** Writes the message, with this xid, at the writer's position (encoding straight into the send buffer). */
+  readonly write: (w: ByteWriter, xid: number) => void;
   readonly describe: () => Omit<FailedRequest, 'xid'>;
+}
+
+/** A tracked message from already encoded bytes (their xid is replaced). */
+export function trackedBytes(bytes: Uint8Array, describe: () => Omit<FailedRequest, 'xid'>): TrackedMessage {
+  return {
+    write: (w, xid) => {
+      const start = w.length;
+      w.bytes(bytes);
+      w.setU32(start + 4, xid);
+    },
+    describe,
+  };
 }
 
 interface ReplyWaiter {
@@ -68,13 +79,15 @@ interface ReplyWaiter {
   timer: TimerHandle | undefined;
 }
 
-interface TrackedWaiter {
-  readonly kind: 'tracked';
-  readonly describe: () => Omit<FailedRequest, 'xid'>;
+/** Messages sent with consecutive xids whose errors are collected (instead of one waiter each). */
+interface TrackedRange {
+  readonly first: number;
+  readonly count: number;
+  readonly msgs: readonly TrackedMessage[];
   readonly sink: OpenFlowError[];
 }
 
-type Waiter = ReplyWaiter | TrackedWaiter;
+type Waiter = ReplyWaiter;
 
 export type PacketInListener = (pin: PacketIn) => void;
 export type MessageListener = (type: number, msg: Uint8Array) => void;
@@ -96,6 +109,7 @@ export class OpenFlowConnection {
   private readonly echoIntervalMs: number;
   private readonly echoTimeoutMs: number;
   private readonly waiters = new Map<number, Waiter>();
+  private readonly ranges = new Set<TrackedRange>();
   private readonly packetInListeners = new Set<PacketInListener>();
   private readonly messageListeners = new Set<MessageListener>();
   private rx: Uint8Array = new Uint8Array(0);
@@ -251,14 +265,13 @@ export class OpenFlowConnection {
    * Messages after a failed one are still applied (use a bundle for all-or-nothing).
    */
   async sendAll(msgs: readonly TrackedMessage[]): Promise<void> {
-    const sink: OpenFlowError[] = [];
-    const xids = this.writeTracked(msgs, sink, (xid, m) => withXid(m.bytes, xid));
+    const range = await this.writeTracked(msgs, (xid, m, w) => m.write(w, xid));
     try {
       await this.barrier();
     } finally {
-      for (const x of xids) this.waiters.delete(x);
+      this.ranges.delete(range);
     }
-    if (sink.length > 0) throw withOthers(sink);
+    if (range.sink.length > 0) throw withOthers(range.sink);
   }
 
   /** Sends one message that has no reply (no error tracking). */
@@ -281,28 +294,27 @@ export class OpenFlowConnection {
       this.request(encodeBundleControl(0, bundleId, type, flags), OFPT.BUNDLE_CONTROL, () => ({
         message: `OFPT_BUNDLE_CONTROL ${name}`,
       }));
-    await control(OFPBCT.OPEN_REQUEST, 'OPEN');
-    const sink: OpenFlowError[] = [];
-    let xids: number[] = [];
+    // OPEN, the adds and a barrier go out back to back; the switch answers in order.
+    const opened = control(OFPBCT.OPEN_REQUEST, 'OPEN');
+    opened.catch(() => undefined); // awaited below; avoid an unhandled rejection meanwhile
+    let range: TrackedRange | undefined;
     let committed = false;
     try {
-      xids = this.writeTracked(
-        msgs,
-        sink,
-        (xid, m, w) => {
-          writeBundleAdd(w, xid, bundleId, flags, m.bytes);
-          return undefined;
-        },
-        (m) => BUNDLE_ADD_HEADER_LEN + m.bytes.length,
-      );
-      await this.barrier();
+      range = await this.writeTracked(msgs, (xid, m, w) => {
+        writeBundleAdd(w, xid, bundleId, flags, (inner) => m.write(inner, xid));
+      });
+      const sink = range.sink;
+      const barrier = this.barrier();
+      barrier.catch(() => undefined);
+      await opened;
+      await barrier;
+      // A failed add is just left out of the bundle by the switch: never commit then.
       if (sink.length > 0) throw withOthers(sink);
       try {
         await control(OFPBCT.COMMIT_REQUEST, 'COMMIT');
         committed = true;
       } catch (err) {
         // The switch reports the failing message before the commit error: prefer that one.
-        await Promise.resolve();
         if (sink.length > 0) {
           const first = withOthers(sink);
           throw new OpenFlowError(first.code, first.message, first.info, err);
@@ -310,7 +322,7 @@ export class OpenFlowConnection {
         throw err;
       }
     } finally {
-      for (const x of xids) this.waiters.delete(x);
+      if (range !== undefined) this.ranges.delete(range);
       if (!committed && !this.isClosed) {
         await control(OFPBCT.DISCARD_REQUEST, 'DISCARD').catch((e: unknown) => {
           // A failed commit already discards the bundle (OFPBFC_BAD_ID is expected then).
@@ -322,39 +334,61 @@ export class OpenFlowConnection {
 
   /** Sends a packet through the pipeline or out a port (OFPT_PACKET_OUT). */
   async packetOut(po: PacketOut): Promise<void> {
-    await this.sendAll([{ bytes: encodePacketOut(0, po), describe: () => ({ message: 'OFPT_PACKET_OUT' }) }]);
+    await this.sendAll([trackedBytes(encodePacketOut(0, po), () => ({ message: 'OFPT_PACKET_OUT' }))]);
   }
 
   /** Resumes a packet paused by controller(pause) (NXT_RESUME). */
   async resume(pin: PacketIn): Promise<void> {
-    await this.sendAll([{ bytes: encodeResume(0, pin), describe: () => ({ message: 'NXT_RESUME' }) }]);
+    await this.sendAll([trackedBytes(encodeResume(0, pin), () => ({ message: 'NXT_RESUME' }))]);
   }
 
   // ---- internals -----------------------------------------------------------------------------------
 
-  private writeTracked(
+  /**
+   * Writes messages with consecutive xids, encoding them straight into 1 MB chunks; between chunks
+   * it lets the socket drain, so the switch works on one chunk while the next is encoded. Errors for
+   * these xids are collected in the returned range (remove it from `ranges` when done).
+   */
+  private async writeTracked(
     msgs: readonly TrackedMessage[],
-    sink: OpenFlowError[],
-    put: (xid: number, m: TrackedMessage, w: ByteWriter) => Uint8Array | undefined,
-    sizeOf: (m: TrackedMessage) => number = (m) => m.bytes.length,
-  ): number[] {
+    put: (xid: number, m: TrackedMessage, w: ByteWriter) => void,
+  ): Promise<TrackedRange> {
     if (this.closeError !== undefined) throw this.closeError;
-    const xids: number[] = [];
+    // Reserve a contiguous block of xids now: requests made while we yield get later ones.
+    if (this.xid > 0xffffffff - msgs.length - 1) this.xid = 0;
+    const first = this.xid + 1;
+    this.xid += msgs.length;
+    const range: TrackedRange = { first, count: msgs.length, msgs, sink: [] };
+    this.ranges.add(range);
     const CHUNK = 1 << 20;
-    let w = new ByteWriter(Math.min(CHUNK * 2, msgs.reduce((n, m) => n + sizeOf(m), 0) + 64));
-    for (const m of msgs) {
-      const xid = this.nextXid();
-      xids.push(xid);
-      this.waiters.set(xid, { kind: 'tracked', describe: m.describe, sink });
-      const out = put(xid, m, w);
-      if (out !== undefined) w.bytes(out);
+    let w = new ByteWriter(msgs.length > 64 ? CHUNK + (CHUNK >> 2) : 4096);
+    for (let i = 0; i < msgs.length; i++) {
+      const m = msgs[i];
+      if (m === undefined) continue;
+      put(first + i, m, w);
       if (w.length >= CHUNK) {
-        this.write(w.finish());
-        w = new ByteWriter(CHUNK * 2);
+        const more = this.socket.write(w.finish());
+        w = new ByteWriter(CHUNK + (CHUNK >> 2));
+        if (this.isClosed)
+          throw new OpenFlowError('OPENFLOW_DISCONNECTED', `${this.endpoint}: connection closed while sending`);
+        // Yield so the socket can flush (and replies be read) while we encode the next chunk.
+        await (more ? new Promise<void>((r) => setImmediate(r)) : this.drained());
       }
     }
     if (w.length > 0) this.write(w.finish());
-    return xids;
+    return range;
+  }
+
+  private drained(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        this.socket.off('drain', done);
+        this.socket.off('close', done);
+        resolve();
+      };
+      this.socket.once('drain', done);
+      this.socket.once('close', done);
+    });
   }
 
   private write(bytes: Uint8Array): void {
@@ -394,8 +428,8 @@ export class OpenFlowConnection {
     if (features === undefined) throw new OpenFlowError('OPENFLOW_HANDSHAKE', `${this.endpoint}: empty FEATURES reply`);
     this.features = decodeFeaturesReply(features);
     await this.sendAll([
-      { bytes: encodeSetConfig(0), describe: () => ({ message: 'OFPT_SET_CONFIG' }) },
-      { bytes: encodeSetPacketInFormat(0), describe: () => ({ message: 'NXT_SET_PACKET_IN_FORMAT' }) },
+      trackedBytes(encodeSetConfig(0), () => ({ message: 'OFPT_SET_CONFIG' })),
+      trackedBytes(encodeSetPacketInFormat(0), () => ({ message: 'NXT_SET_PACKET_IN_FORMAT' })),
     ]);
     this.logger.debug('connected', { datapathId: this.datapathId.toString(16), nTables: this.features.nTables });
   }
@@ -455,21 +489,27 @@ export class OpenFlowConnection {
       this.write(reply);
       return;
     }
+    if (h.type === OFPT.ERROR && this.ranges.size > 0) {
+      for (const r of this.ranges) {
+        const index = (h.xid - r.first) >>> 0;
+        const m = index < r.count ? r.msgs[index] : undefined;
+        if (m === undefined) continue;
+        const e = decodeError(msg);
+        r.sink.push(OpenFlowError.fromSwitch(e.type, e.code, e.experimenter, { ...m.describe(), xid: h.xid }));
+        return;
+      }
+    }
     const waiter = this.waiters.get(h.xid);
     if (waiter !== undefined) {
       if (h.type === OFPT.ERROR) {
         const e = decodeError(msg);
         const err = OpenFlowError.fromSwitch(e.type, e.code, e.experimenter, { ...waiter.describe(), xid: h.xid });
-        if (waiter.kind === 'tracked') {
-          waiter.sink.push(err);
-        } else {
-          this.waiters.delete(h.xid);
-          waiter.timer?.cancel();
-          waiter.reject(err);
-        }
+        this.waiters.delete(h.xid);
+        waiter.timer?.cancel();
+        waiter.reject(err);
         return;
       }
-      if (waiter.kind === 'reply' && h.type === waiter.expect) {
+      if (h.type === waiter.expect) {
         waiter.parts.push(msg.slice());
         if (h.type === OFPT.MULTIPART_REPLY && decodeMultipartReply(msg).more) return;
         this.waiters.delete(h.xid);
@@ -503,10 +543,8 @@ export class OpenFlowConnection {
     this.echoTimer?.cancel();
     for (const [xid, w] of this.waiters) {
       this.waiters.delete(xid);
-      if (w.kind === 'reply') {
-        w.timer?.cancel();
-        w.reject(err);
-      }
+      w.timer?.cancel();
+      w.reject(err);
     }
     this.socket.destroy();
     if (!local) this.logger.info('disconnected', { reason: err.message });

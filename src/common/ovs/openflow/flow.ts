@@ -60,7 +60,6 @@ export class Flow {
   readonly flags: number;
   readonly importance: number;
   private text: string | undefined;
-  private wire: Uint8Array | undefined;
 
   constructor(spec: FlowSpec) {
     this.table = u(spec.table ?? 0, 8, 'table');
@@ -115,10 +114,6 @@ export class Flow {
 
   /** The OFPT_FLOW_MOD for this flow with the given command (xid 0; callers patch it). */
   flowMod(command: FlowModCommand = 'add'): Uint8Array {
-    if (command === 'add') {
-      this.wire ??= encodeFlowMod(0, command, this);
-      return this.wire;
-    }
     return encodeFlowMod(0, command, this);
   }
 
@@ -307,6 +302,19 @@ export function encodeFlowMod(
   opts: { cookieMask?: bigint; outPort?: number; outGroup?: number } = {},
 ): Uint8Array {
   const w = new ByteWriter(128);
+  writeFlowMod(w, xid, command, f, opts);
+  return w.finish();
+}
+
+/** Writes an OFPT_FLOW_MOD at the writer's current position (no intermediate buffer). */
+export function writeFlowMod(
+  w: ByteWriter,
+  xid: number,
+  command: FlowModCommand,
+  f: Flow | FlowFilter,
+  opts: { cookieMask?: bigint; outPort?: number; outGroup?: number } = {},
+): void {
+  const start = w.length;
   w.u8(OFP_VERSION_15).u8(OFPT.FLOW_MOD).u16(0).u32(xid);
   const isFlow = f instanceof Flow;
   const cookie = f.cookie ?? 0n;
@@ -321,8 +329,7 @@ export function encodeFlowMod(
   w.u16(isFlow ? f.flags : 0).u16(isFlow ? f.importance : 0);
   encodeMatch(f.match ?? Match.EMPTY, w);
   if (isFlow && command !== 'delete' && command !== 'delete_strict') encodeInstructions(w, f.actions);
-  w.setU16(2, w.length);
-  return w.finish();
+  w.setU16(start + 2, w.length - start);
 }
 
 /** A flow entry from a flow-stats reply, with its counters. */

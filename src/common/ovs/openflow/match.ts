@@ -105,13 +105,120 @@ export function isMatchKey(key: string): boolean {
 }
 
 /** An immutable, normalized match. */
+/**
+ * Encoding order of the keys: prerequisites (dl_type, nw_proto, ICMP type) come before the fields
+ * that need them, as OVS checks prerequisites entry by entry.
+ */
+const KEY_ORDER: readonly string[] = [
+  'in_port',
+  'dl_dst',
+  'dl_src',
+  'dl_type',
+  'vlan_tci',
+  'nw_proto',
+  'nw_tos',
+  'nw_ecn',
+  'nw_ttl',
+  'nw_frag',
+  'nw_src',
+  'nw_dst',
+  'ipv6_src',
+  'ipv6_dst',
+  'ipv6_label',
+  'tp_src',
+  'tp_dst',
+  'arp_sha',
+  'arp_tha',
+  'nd_target',
+  'tcp_flags',
+  'tun_id',
+  'tun_src',
+  'tun_dst',
+  'tun_ipv6_src',
+  'tun_ipv6_dst',
+  ...Array.from({ length: 64 }, (_, i) => `tun_metadata${i}`),
+  'metadata',
+  ...Array.from({ length: 16 }, (_, i) => `reg${i}`),
+  'pkt_mark',
+  'ct_state',
+  'ct_zone',
+  'ct_mark',
+  'ct_label',
+  'ct_nw_proto',
+  'ct_nw_src',
+  'ct_nw_dst',
+  'ct_ipv6_src',
+  'ct_ipv6_dst',
+  'ct_tp_src',
+  'ct_tp_dst',
+  'conj_id',
+  'recirc_id',
+  'dp_hash',
+  'actset_output',
+];
+const RANK = new Map(KEY_ORDER.map((k, i) => [k, i]));
+
+type Entry = readonly [key: string, field: MatchField, rank: number];
+
+/**
+ * Checks and normalizes one field: the value is masked, an all-zero mask means "not matched"
+ * (undefined). Throws a ValidationError naming the key for unknown keys, values or masks wider than
+ * the field, masks on fields that cannot be masked, and invalid port numbers.
+ */
+function normalizeField(
+  key: string,
+  value: bigint,
+  mask: bigint | undefined,
+  bytes: number | undefined,
+): MatchField | undefined {
+  const info = KEYS[key];
+  if (info === undefined || !RANK.has(key)) throw new ValidationError(key, 'not a match field');
+  const bits = bytes === undefined ? info.bits : bytes * 8;
+  const full = ones(bits);
+  const m = mask ?? full;
+  if (value < 0n || value > full) throw new ValidationError(key, `value ${hexMin(value)} does not fit ${bits} bits`);
+  if (m < 0n || m > full) throw new ValidationError(key, `mask ${hexMin(m)} does not fit ${bits} bits`);
+  if (key === 'in_port' && value >= 0xff00n && value < 0xfffffff8n) {
+    throw new ValidationError(key, `${value} is not an OpenFlow port number (1..65279 or a reserved port)`);
+  }
+  if (m === 0n) return undefined;
+  if (!info.maskable && m !== full) throw new ValidationError(key, 'this field cannot be masked');
+  return bytes === undefined ? { value: value & m, mask: m } : { value: value & m, mask: m, bytes };
+}
+
+/** What match changes need: read a field, set a field (Match returns a copy, MatchDraft itself). */
+export interface MatchOps {
+  get(key: string): MatchField | undefined;
+  with(key: string, value: bigint, mask?: bigint, bytes?: number): MatchOps;
+}
+
+/** A mutable match under construction (used by flow builders to avoid copies); see {@link Match.with}. */
+export class MatchDraft implements MatchOps {
+  private readonly fields = new Map<string, MatchField>();
+
+  get(key: string): MatchField | undefined {
+    return this.fields.get(key);
+  }
+  with(key: string, value: bigint, mask?: bigint, bytes?: number): this {
+    const f = normalizeField(key, value, mask, bytes);
+    if (f === undefined) this.fields.delete(key);
+    else this.fields.set(key, f);
+    return this;
+  }
+  build(): Match {
+    return Match.fromFields(this.fields);
+  }
+}
+
+/** An immutable, normalized match. */
 export class Match {
-  static readonly EMPTY = new Match(new Map());
-  private readonly fields: ReadonlyMap<string, MatchField>;
+  static readonly EMPTY = new Match([]);
+  /** Entries sorted by encoding rank (few: a linear scan beats a Map here). */
+  private readonly list: readonly Entry[];
   private text: string | undefined;
 
-  private constructor(fields: ReadonlyMap<string, MatchField>) {
-    this.fields = fields;
+  private constructor(list: readonly Entry[]) {
+    this.list = list;
   }
 
   /** Builds a match from canonical keys (see the module comment). */
@@ -122,20 +229,22 @@ export class Match {
   }
 
   get size(): number {
-    return this.fields.size;
+    return this.list.length;
   }
   get(key: string): MatchField | undefined {
-    return this.fields.get(key);
+    for (const e of this.list) if (e[0] === key) return e[1];
+    return undefined;
   }
   has(key: string): boolean {
-    return this.fields.has(key);
+    return this.get(key) !== undefined;
   }
-  entries(): IterableIterator<[string, MatchField]> {
-    return this.fields.entries();
+  /** Entries in encoding order. */
+  *entries(): IterableIterator<[string, MatchField]> {
+    for (const e of this.list) yield [e[0], e[1]];
   }
   /** The exact value of a fully-masked key, or undefined. */
   exact(key: string): bigint | undefined {
-    const f = this.fields.get(key);
+    const f = this.get(key);
     if (f === undefined) return undefined;
     const bits = f.bytes === undefined ? keyInfo(key).bits : f.bytes * 8;
     return f.mask === ones(bits) ? f.value : undefined;
@@ -147,28 +256,26 @@ export class Match {
    * on fields that cannot be masked.
    */
   with(key: string, value: bigint, mask?: bigint, bytes?: number): Match {
-    const info = KEYS[key];
-    if (info === undefined) throw new ValidationError(key, 'not a match field');
-    const bits = bytes === undefined ? info.bits : bytes * 8;
-    const full = ones(bits);
-    const m = mask ?? full;
-    if (value < 0n || value > full) throw new ValidationError(key, `value ${hexMin(value)} does not fit ${bits} bits`);
-    if (m < 0n || m > full) throw new ValidationError(key, `mask ${hexMin(m)} does not fit ${bits} bits`);
-    const next = new Map(this.fields);
-    if (m === 0n) {
-      next.delete(key);
-    } else {
-      if (!info.maskable && m !== full) throw new ValidationError(key, 'this field cannot be masked');
-      next.set(key, bytes === undefined ? { value: value & m, mask: m } : { value: value & m, mask: m, bytes });
-    }
-    return new Match(next);
+    const field = normalizeField(key, value, mask, bytes);
+    const rest = this.list.filter((e) => e[0] !== key);
+    if (field === undefined) return rest.length === this.list.length ? this : new Match(rest);
+    const rank = RANK.get(key) ?? 0;
+    let i = 0;
+    while (i < rest.length && (rest[i]?.[2] ?? 0) < rank) i++;
+    return new Match([...rest.slice(0, i), [key, field, rank], ...rest.slice(i)]);
+  }
+
+  /** A match from normalized fields (see {@link MatchDraft}). */
+  static fromFields(fields: ReadonlyMap<string, MatchField>): Match {
+    const list: Entry[] = [];
+    for (const [k, f] of fields) list.push([k, f, RANK.get(k) ?? 0]);
+    list.sort((a, b) => a[2] - b[2]);
+    return new Match(list);
   }
 
   without(key: string): Match {
-    if (!this.fields.has(key)) return this;
-    const next = new Map(this.fields);
-    next.delete(key);
-    return new Match(next);
+    const rest = this.list.filter((e) => e[0] !== key);
+    return rest.length === this.list.length ? this : new Match(rest);
   }
 
   /** The match in ovs-ofctl syntax (without priority), e.g. "tcp,reg0=0x1/0xf,nw_dst=10.0.0.1". */
@@ -475,104 +582,104 @@ export function encodeMatch(m: Match, w: ByteWriter): void {
   const start = w.length;
   w.u16(1); // OFPMT_OXM
   w.u16(0); // length, patched below
-  const put = (
-    key: string,
-    c: Code,
-    transform?: (v: bigint) => bigint,
-    maskTransform?: (v: bigint) => bigint,
-  ): void => {
-    const f = m.get(key);
-    if (f === undefined) return;
-    const full = ones(keyInfo(key).bits);
-    const exact = f.mask === full;
-    const v = transform === undefined ? f.value : transform(f.value);
-    const mk = exact ? ones(c.bytes * 8) : maskTransform === undefined ? f.mask : maskTransform(f.mask);
-    putOxm(w, c, v, mk, ones(c.bytes * 8));
-  };
   const dlType = m.exact('dl_type');
   const proto = m.exact('nw_proto');
-  const isArp = dlType === BigInt(ETH_TYPE.ARP) || dlType === BigInt(ETH_TYPE.RARP);
-  const isV6 = dlType === BigInt(ETH_TYPE.IPV6);
-
-  put('in_port', OF(0, 4));
-  put('dl_dst', OF(3, 6));
-  put('dl_src', OF(4, 6));
-  put('dl_type', OF(5, 2));
-  put('vlan_tci', NX0(4, 2));
-  if (isArp) put('nw_proto', OF(21, 2));
-  else put('nw_proto', OF(10, 1));
-  put('nw_tos', OF(8, 1), (v) => v >> 2n);
-  put('nw_ecn', OF(9, 1));
-  put('nw_ttl', NX1(29, 1));
-  put('nw_frag', NX1(26, 1));
-  if (isArp) {
-    put('nw_src', OF(22, 4));
-    put('nw_dst', OF(23, 4));
-  } else {
-    put('nw_src', OF(11, 4));
-    put('nw_dst', OF(12, 4));
+  const isArp = dlType === ARP || dlType === RARP;
+  const isV6 = dlType === IPV6;
+  for (const [key, f] of m.entries()) {
+    const c0 = codeFor(key, isArp, isV6, proto);
+    const c = c0.bytes === 0 ? { ...c0, bytes: f.bytes ?? 124 } : c0;
+    const keyBits = f.bytes === undefined ? keyInfo(key).bits : f.bytes * 8;
+    const exact = f.mask === ones(keyBits);
+    const full = ones(c.bytes * 8);
+    const value = key === 'nw_tos' ? f.value >> 2n : f.value;
+    putOxm(w, c, value, exact ? full : f.mask, full);
   }
-  put('ipv6_src', OF(26, 16));
-  put('ipv6_dst', OF(27, 16));
-  put('ipv6_label', OF(28, 4));
-  if (proto === BigInt(IP_PROTO.TCP)) {
-    put('tp_src', OF(13, 2));
-    put('tp_dst', OF(14, 2));
-  } else if (proto === BigInt(IP_PROTO.UDP)) {
-    put('tp_src', OF(15, 2));
-    put('tp_dst', OF(16, 2));
-  } else if (proto === BigInt(IP_PROTO.SCTP)) {
-    put('tp_src', OF(17, 2));
-    put('tp_dst', OF(18, 2));
-  } else if (proto === BigInt(IP_PROTO.ICMP) && !isV6) {
-    put('tp_src', OF(19, 1));
-    put('tp_dst', OF(20, 1));
-  } else if (proto === BigInt(IP_PROTO.ICMPV6) && isV6) {
-    put('tp_src', OF(29, 1));
-    put('tp_dst', OF(30, 1));
-  } else if (m.has('tp_src') || m.has('tp_dst')) {
-    throw new ValidationError('tp_src', 'transport ports need tcp, udp, sctp, icmp or icmp6 to be matched first');
-  }
-  if (isArp) {
-    put('arp_sha', OF(24, 6));
-    put('arp_tha', OF(25, 6));
-  } else {
-    put('nd_target', OF(31, 16));
-    put('arp_sha', OF(32, 6));
-    put('arp_tha', OF(33, 6));
-  }
-  put('tcp_flags', OF(42, 2));
-  put('tun_id', OF(38, 8));
-  put('tun_src', NX1(31, 4));
-  put('tun_dst', NX1(32, 4));
-  put('tun_ipv6_src', NX1(109, 16));
-  put('tun_ipv6_dst', NX1(110, 16));
-  for (let i = 0; i < 64; i++) {
-    const f = m.get(`tun_metadata${i}`);
-    if (f === undefined) continue;
-    const n = f.bytes ?? 124;
-    putOxm(w, NX1(40 + i, n), f.value, f.mask, ones(n * 8));
-  }
-  put('metadata', OF(2, 8));
-  for (let i = 0; i < 16; i++) put(`reg${i}`, NX1(i, 4));
-  put('pkt_mark', NX1(33, 4));
-  put('ct_state', NX1(105, 4));
-  put('ct_zone', NX1(106, 2));
-  put('ct_mark', NX1(107, 4));
-  put('ct_label', NX1(108, 16));
-  put('ct_nw_proto', NX1(119, 1));
-  put('ct_nw_src', NX1(120, 4));
-  put('ct_nw_dst', NX1(121, 4));
-  put('ct_ipv6_src', NX1(122, 16));
-  put('ct_ipv6_dst', NX1(123, 16));
-  put('ct_tp_src', NX1(124, 2));
-  put('ct_tp_dst', NX1(125, 2));
-  put('conj_id', NX1(37, 4));
-  put('recirc_id', NX1(36, 4));
-  put('dp_hash', NX1(35, 4));
-  put('actset_output', OF(43, 4));
   w.setU16(start + 2, w.length - start);
   w.pad8(start);
+}
+
+const ARP = BigInt(ETH_TYPE.ARP);
+const RARP = BigInt(ETH_TYPE.RARP);
+const IPV6 = BigInt(ETH_TYPE.IPV6);
+
+/** Fixed code points by key (those that do not depend on the protocol). */
+const FIXED_CODES: Readonly<Record<string, Code>> = {
+  in_port: OF(0, 4),
+  dl_dst: OF(3, 6),
+  dl_src: OF(4, 6),
+  dl_type: OF(5, 2),
+  vlan_tci: NX0(4, 2),
+  nw_tos: OF(8, 1),
+  nw_ecn: OF(9, 1),
+  nw_ttl: NX1(29, 1),
+  nw_frag: NX1(26, 1),
+  ipv6_src: OF(26, 16),
+  ipv6_dst: OF(27, 16),
+  ipv6_label: OF(28, 4),
+  nd_target: OF(31, 16),
+  tcp_flags: OF(42, 2),
+  tun_id: OF(38, 8),
+  tun_src: NX1(31, 4),
+  tun_dst: NX1(32, 4),
+  tun_ipv6_src: NX1(109, 16),
+  tun_ipv6_dst: NX1(110, 16),
+  metadata: OF(2, 8),
+  pkt_mark: NX1(33, 4),
+  ct_state: NX1(105, 4),
+  ct_zone: NX1(106, 2),
+  ct_mark: NX1(107, 4),
+  ct_label: NX1(108, 16),
+  ct_nw_proto: NX1(119, 1),
+  ct_nw_src: NX1(120, 4),
+  ct_nw_dst: NX1(121, 4),
+  ct_ipv6_src: NX1(122, 16),
+  ct_ipv6_dst: NX1(123, 16),
+  ct_tp_src: NX1(124, 2),
+  ct_tp_dst: NX1(125, 2),
+  conj_id: NX1(37, 4),
+  recirc_id: NX1(36, 4),
+  dp_hash: NX1(35, 4),
+  actset_output: OF(43, 4),
+  ...Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`reg${i}`, NX1(i, 4)])),
+};
+
+const L4_CODES: Readonly<Record<string, readonly [Code, Code]>> = {
+  [IP_PROTO.TCP]: [OF(13, 2), OF(14, 2)],
+  [IP_PROTO.UDP]: [OF(15, 2), OF(16, 2)],
+  [IP_PROTO.SCTP]: [OF(17, 2), OF(18, 2)],
+};
+
+function codeFor(key: string, isArp: boolean, isV6: boolean, proto: bigint | undefined): Code {
+  const fixed = FIXED_CODES[key];
+  if (fixed !== undefined) return fixed;
+  switch (key) {
+    case 'nw_proto':
+      return isArp ? OF(21, 2) : OF(10, 1);
+    case 'nw_src':
+      return isArp ? OF(22, 4) : OF(11, 4);
+    case 'nw_dst':
+      return isArp ? OF(23, 4) : OF(12, 4);
+    case 'arp_sha':
+      return isArp ? OF(24, 6) : OF(32, 6);
+    case 'arp_tha':
+      return isArp ? OF(25, 6) : OF(33, 6);
+    case 'tp_src':
+    case 'tp_dst': {
+      const dst = key === 'tp_dst' ? 1 : 0;
+      const l4 = proto === undefined ? undefined : L4_CODES[String(proto)];
+      if (l4 !== undefined) return l4[dst];
+      if (proto === BigInt(IP_PROTO.ICMP) && !isV6) return OF(19 + dst, 1);
+      if (proto === BigInt(IP_PROTO.ICMPV6) && isV6) return OF(29 + dst, 1);
+      throw new ValidationError(key, 'transport ports need tcp, udp, sctp, icmp or icmp6 to be matched first');
+    }
+  }
+  const tm = /^tun_metadata(\d+)$/.exec(key);
+  if (tm !== null) {
+    const i = Number(tm[1]);
+    return NX1(40 + i, 0);
+  }
+  throw new ValidationError(key, 'not a match field');
 }
 
 /**

@@ -364,15 +364,19 @@ export function decodeBundleControl(msg: Uint8Array): { bundleId: number; type: 
 /** Size of the OFPT_BUNDLE_ADD_MESSAGE header before the embedded message. */
 export const BUNDLE_ADD_HEADER_LEN = 16;
 
-/** Writes a BUNDLE_ADD_MESSAGE wrapping `inner` (whose xid is set to `xid` too) into `w`. */
-export function writeBundleAdd(w: ByteWriter, xid: number, bundleId: number, flags: number, inner: Uint8Array): void {
+/** Writes a BUNDLE_ADD_MESSAGE wrapping the message `writeInner` writes (with the same xid) into `w`. */
+export function writeBundleAdd(
+  w: ByteWriter,
+  xid: number,
+  bundleId: number,
+  flags: number,
+  writeInner: (w: ByteWriter) => void,
+): void {
   const start = w.length;
-  w.u8(OFP_VERSION_15)
-    .u8(OFPT.BUNDLE_ADD_MESSAGE)
-    .u16(BUNDLE_ADD_HEADER_LEN + inner.length)
-    .u32(xid);
+  w.u8(OFP_VERSION_15).u8(OFPT.BUNDLE_ADD_MESSAGE).u16(0).u32(xid);
   w.u32(bundleId).u16(0).u16(flags);
-  w.bytes(inner);
+  writeInner(w);
+  w.setU16(start + 2, w.length - start);
   w.setU32(start + BUNDLE_ADD_HEADER_LEN + 4, xid);
 }
 

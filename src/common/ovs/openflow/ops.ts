@@ -7,8 +7,9 @@ import { ValidationError } from '../../util/errors.ts';
 import { ByteReader } from './bytes.ts';
 import type { FlowModCommand } from './consts.ts';
 import { OFPG_ALL, OFPM_ALL, OFPMP, OFPP } from './consts.ts';
-import type { OpenFlowConnection, TrackedMessage } from './connection.ts';
-import { Flow, type FlowFilter, type FlowStats, decodeFlowDesc, encodeFlowMod } from './flow.ts';
+import { type OpenFlowConnection, type TrackedMessage, trackedBytes } from './connection.ts';
+import type { ByteWriter } from './bytes.ts';
+import { Flow, type FlowFilter, type FlowStats, decodeFlowDesc, writeFlowMod } from './flow.ts';
 import { Group, type GroupStats, decodeGroupDesc, decodeGroupStats, encodeGroupMod } from './group.ts';
 import { Match } from './match.ts';
 import { Meter, decodeMeterConfig, encodeMeterMod } from './meter.ts';
@@ -73,33 +74,41 @@ function describeFilter(f: FlowFilter): string {
   return parts.join(',') || '(all flows)';
 }
 
+function putBytes(w: ByteWriter, xid: number, bytes: Uint8Array): void {
+  const start = w.length;
+  w.bytes(bytes);
+  w.setU32(start + 4, xid);
+}
+
 /** Encodes one operation as a message with a description for errors. */
 export function encodeOp(o: SwitchOp, index?: number): TrackedMessage {
   const at = index === undefined ? {} : { index };
   switch (o.kind) {
     case 'flow':
       return {
-        bytes: o.flow.flowMod(o.command),
+        write: (w, xid) => writeFlowMod(w, xid, o.command, o.flow),
         describe: () => ({ message: FLOW_MOD_NAMES[o.command], text: o.flow.toString(), ...at }),
       };
     case 'flows':
       return {
-        bytes: encodeFlowMod(
-          0,
-          o.command,
-          o.flow ?? o.filter,
-          o.flow === undefined ? {} : { cookieMask: o.filter.cookieMask ?? 0n },
-        ),
+        write: (w, xid) =>
+          writeFlowMod(
+            w,
+            xid,
+            o.command,
+            o.flow ?? o.filter,
+            o.flow === undefined ? {} : { cookieMask: o.filter.cookieMask ?? 0n },
+          ),
         describe: () => ({ message: FLOW_MOD_NAMES[o.command], text: describeFilter(o.filter), ...at }),
       };
     case 'group':
       return {
-        bytes: encodeGroupMod(0, o.command, o.group),
+        write: (w, xid) => putBytes(w, xid, encodeGroupMod(0, o.command, o.group)),
         describe: () => ({ message: `OFPT_GROUP_MOD ${o.command.toUpperCase()}`, text: o.group.toString(), ...at }),
       };
     case 'group_delete':
       return {
-        bytes: encodeGroupMod(0, 'delete', { groupId: o.groupId }),
+        write: (w, xid) => putBytes(w, xid, encodeGroupMod(0, 'delete', { groupId: o.groupId })),
         describe: () => ({
           message: 'OFPT_GROUP_MOD DELETE',
           text: o.groupId === OFPG_ALL ? 'group_id=all' : `group_id=${o.groupId}`,
@@ -108,7 +117,7 @@ export function encodeOp(o: SwitchOp, index?: number): TrackedMessage {
       };
     case 'meter':
       return {
-        bytes: encodeMeterMod(0, o.command, o.meter),
+        write: (w, xid) => putBytes(w, xid, encodeMeterMod(0, o.command, o.meter)),
         describe: () => ({
           message: `OFPT_METER_MOD ${o.command.toUpperCase()}`,
           text: o.meter.toString().replace('\n', ' '),
@@ -117,7 +126,7 @@ export function encodeOp(o: SwitchOp, index?: number): TrackedMessage {
       };
     case 'meter_delete':
       return {
-        bytes: encodeMeterMod(0, 'delete', { meterId: o.meterId }),
+        write: (w, xid) => putBytes(w, xid, encodeMeterMod(0, 'delete', { meterId: o.meterId })),
         describe: () => ({
           message: 'OFPT_METER_MOD DELETE',
           text: o.meterId === OFPM_ALL ? 'meter=all' : `meter=${o.meterId}`,
@@ -135,8 +144,16 @@ export async function apply(conn: OpenFlowConnection, ops: readonly SwitchOp[]):
   await conn.sendAll(ops.map((o) => encodeOp(o)));
 }
 
-/** Applies operations atomically in one bundle: all of them or (on any error) none. */
+/**
+ * Applies operations atomically: all of them or (on any error) none. Several operations go in one
+ * bundle; a single one is sent alone (one message is atomic by itself), saving two round trips.
+ */
 export async function applyBundle(conn: OpenFlowConnection, ops: readonly SwitchOp[]): Promise<void> {
+  const [only] = ops;
+  if (ops.length === 1 && only !== undefined) {
+    await conn.sendAll([encodeOp(only)]);
+    return;
+  }
   await conn.bundle(ops.map((o, i) => encodeOp(o, i)));
 }
 
@@ -235,12 +252,10 @@ export async function tableNames(conn: OpenFlowConnection): Promise<TableName[]>
 /** Maps tunnel TLV options to tun_metadata<N> fields (NXT_TLV_TABLE_MOD). */
 export async function addTlvMappings(conn: OpenFlowConnection, mappings: readonly TlvMapping[]): Promise<void> {
   await conn.sendAll([
-    { bytes: encodeTlvTableMod(0, 'add', mappings), describe: () => ({ message: 'NXT_TLV_TABLE_MOD ADD' }) },
+    trackedBytes(encodeTlvTableMod(0, 'add', mappings), () => ({ message: 'NXT_TLV_TABLE_MOD ADD' })),
   ]);
 }
 
 export async function clearTlvMappings(conn: OpenFlowConnection): Promise<void> {
-  await conn.sendAll([
-    { bytes: encodeTlvTableMod(0, 'clear', []), describe: () => ({ message: 'NXT_TLV_TABLE_MOD CLEAR' }) },
-  ]);
+  await conn.sendAll([trackedBytes(encodeTlvTableMod(0, 'clear', []), () => ({ message: 'NXT_TLV_TABLE_MOD CLEAR' }))]);
 }

@@ -332,6 +332,31 @@ export function writeFlowMod(
   w.setU16(start + 2, w.length - start);
 }
 
+/** Decodes an OFPT_FLOW_MOD (for tests, tracing and tools): its command and flow. */
+export function decodeFlowMod(msg: Uint8Array): { command: FlowModCommand; flow: Flow; cookieMask: bigint } {
+  const r = new ByteReader(msg, 8, msg.length);
+  const cookie = r.u64();
+  const cookieMask = r.u64();
+  const table = r.u8();
+  const cmd = r.u8();
+  const idleTimeout = r.u16();
+  const hardTimeout = r.u16();
+  const priority = r.u16();
+  r.skip(12); // buffer_id, out_port, out_group
+  const flagBits = r.u16();
+  const importance = r.u16();
+  const match = decodeMatch(r);
+  const actions = decodeInstructions(r, msg.length);
+  const command = (Object.keys(FLOW_MOD_COMMANDS) as FlowModCommand[]).find((c) => FLOW_MOD_COMMANDS[c] === cmd);
+  if (command === undefined) throw new ValidationError('command', `unknown flow-mod command ${cmd}`);
+  const flags = FLAG_ORDER.filter((name) => (flagBits & OFPFF[name]) !== 0);
+  return {
+    command,
+    cookieMask,
+    flow: new Flow({ table, priority, cookie, match, actions, idleTimeout, hardTimeout, flags, importance }),
+  };
+}
+
 /** A flow entry from a flow-stats reply, with its counters. */
 export interface FlowStats {
   readonly flow: Flow;

@@ -183,6 +183,34 @@ export const FLOW_CASES: readonly (readonly [string, string])[] = [
     'table=2,priority=14,ipv6,ipv6_src=fe80::/ffff:0:ffff:: actions=drop',
     'table=2, priority=14,ipv6,ipv6_src=fe80::/ffff:0:ffff:: actions=drop',
   ],
+  [
+    'table=2,priority=17,udp,udp_src=0x1000/0xf000,udp_dst=0x35/0xff actions=drop',
+    'table=2, priority=17,udp,tp_src=0x1000/0xf000,tp_dst=0x35/0xff actions=drop',
+  ],
+  [
+    'table=2,priority=18,sctp6,sctp_src=0x100/0xff00,ipv6_dst=fd00::/8 actions=drop',
+    'table=2, priority=18,sctp6,ipv6_dst=fd00::/8,tp_src=0x100/0xff00 actions=drop',
+  ],
+  [
+    'table=2,priority=19,icmp6,icmp_type=1,icmp_code=1 actions=drop',
+    'table=2, priority=19,icmp6,icmp_type=1,icmp_code=1 actions=drop',
+  ],
+  [
+    'table=2,priority=20,ip,ct_state=+new+trk,ct_zone=65521 actions=ct(commit,zone=65521,nat(src=10.0.0.1-10.0.0.9,persistent))',
+    'table=2, priority=20,ct_state=+new+trk,ct_zone=65521,ip actions=ct(commit,zone=65521,nat(src=10.0.0.1-10.0.0.9,persistent))',
+  ],
+  [
+    'table=2,priority=21,ipv6 actions=ct(commit,nat(src=[fd00::1]-[fd00::9]:1000-1999,random))',
+    'table=2, priority=21,ipv6 actions=ct(commit,nat(src=[fd00::1]-[fd00::9]:1000-1999,random))',
+  ],
+  [
+    'table=2,priority=22,ip actions=set_field:0x3/0xff00->xxreg0,set_field:0xff00000000/0xff00000000->xreg7,set_field:0x4->reg15',
+    'table=2, priority=22,ip actions=set_field:0/0xff00->xxreg0,set_field:0xff00000000/0xff00000000->xreg7,set_field:0x4->reg15',
+  ],
+  [
+    'table=2,priority=23,ip actions=controller(reason=invalid_ttl,max_len=64,meter_id=7)',
+    'table=2, priority=23,ip actions=controller(reason=invalid_ttl,max_len=64,meter_id=7)',
+  ],
 ];
 
 export const GROUP_CASES: readonly (readonly [string, string])[] = [

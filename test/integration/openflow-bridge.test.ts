@@ -175,3 +175,37 @@ t.test(
     );
   },
 );
+
+t.test('a restarted agent installs a new cookie round and removes the previous round after converging', async (t) => {
+  const first = await setup(t, 'br-rd');
+  const { ovs, endpoint } = first;
+  const old = first.pipeline
+    .table(T.Classifier)
+    .flow(PRIORITY.low)
+    .cookie(first.cookies.request('PodConnectivity'))
+    .matchInPort(77)
+    .loadRegMark(FromPodRegMark)
+    .gotoStage('validation');
+  await first.bridge.addFlows('pod-gone', [old]);
+  // The "restarted agent": round 2, same feature, no pod-gone (that Pod went away meanwhile).
+  const cookies = new CookieAllocator(CookieAllocator.nextRound(first.cookies.round));
+  const pipeline = new RealizedPipeline([sampleFeature(cookies)]);
+  const client = new OpenFlowClient({ endpoint, backoff: { initialMs: 50, maxMs: 500 } });
+  const bridge = new BridgeClient({ client, pipeline, cookies });
+  const ac = new AbortController();
+  const running = client.run(ac.signal);
+  t.teardown(async () => {
+    ac.abort();
+    await running;
+  });
+  await bridge.ready(AbortSignal.timeout(20_000));
+  const during = await dumpFlowLines(endpoint);
+  t.ok(during.includes(old.toString()), 'flows of the previous round stay until convergence');
+  t.ok(
+    during.every((l) => l === old.toString() || l.startsWith('cookie=0x2')),
+    'every flow the new agent installed carries round 2 (identical matches were taken over)',
+  );
+  await bridge.deleteStaleRounds(first.cookies.round);
+  t.same(await dumpFlowLines(endpoint), bridge.recordedFlows().map(String).sort(), 'only round 2 remains');
+  void ovs;
+});

@@ -171,6 +171,17 @@ t.test('flow-mod commands: modify, strict and non-strict delete, cookie masks, o
   await apply(conn, [op.modifyFlow(parseFlow('cookie=0x9, table=2, priority=100,ip actions=output:3'))]);
   t.ok((await dumpFlowLines(ep)).includes('cookie=0x1000000000001, table=2, priority=100,ip actions=output:3'));
 
+  // non-strict modify: every flow of table 2 covered by "ip" (both priorities) gets the new actions
+  await apply(conn, [op.modifyFlows(parseFlow('table=2, ip actions=output:7'))]);
+  t.same(
+    (await dumpFlowLines(ep)).filter((l) => l.includes('table=2')),
+    [
+      'cookie=0x1000000000001, table=2, priority=100,ip actions=output:7',
+      'cookie=0x1000000000002, table=2, priority=101,ip,nw_src=10.0.0.1 actions=output:7',
+    ],
+    'non-strict modify covers more specific matches and keeps cookies',
+  );
+
   // non-strict delete by cookie under a mask: the round bits 0x1000000000000
   await apply(conn, [op.deleteFlows({ cookie: 0x1000000000000n, cookieMask: 0xffff000000000000n })]);
   t.same(await dumpFlowLines(ep), flows.slice(2).map(String).sort(), 'only the flows of that cookie round are gone');

@@ -174,6 +174,8 @@ t.test('replies are matched by xid; multipart parts are aggregated; errors are t
     [[1], [2], [3]],
     'all three parts, in order',
   );
+  await eventually(() => sw.received.some((m) => m.type === OFPT.ECHO_REPLY && m.xid === 999), 'our echo reply');
+  t.pass('the echo request of the switch was answered with its xid');
   const flow = parseFlow('table=2, priority=5,ip actions=group:7');
   const e2 = await applyBundle(conn, [op.addFlow(flow)]).catch((e: unknown) => e);
   t.match(e2, {

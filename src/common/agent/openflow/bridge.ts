@@ -2,8 +2,9 @@
  * The agent's OpenFlow bridge client: programs the realized pipeline into one OVS bridge and keeps
  * it there. Every change is one atomic bundle (flows of all tables and groups together; meters
  * just before, as OVS cannot bundle them), recorded in an {@link OfStore} only once committed.
- * On every (re)connection it names the tables; on the first it installs the features' initial
- * state, on later ones it replays every recorded meter, group and flow.
+ * On every (re)connection it names the tables and synchronizes the switch with the record (the
+ * first time after recording the features' initial state): a replay of every recorded meter, group
+ * and flow, which also takes over what a previous agent left (groups, meters, identical flows).
  *
  * Operations run one at a time in call order. While the switch is unreachable they wait for the
  * reconnection (and its replay) up to `opTimeoutMs`, then fail with OPENFLOW_DISCONNECTED.
@@ -195,32 +196,37 @@ export class BridgeClient {
     }
   }
 
-  /** Connect handler: table names, then the initial state (first time) or a replay. */
+  /**
+   * Connect handler: names the tables, records the features' initial state (first time only), then
+   * synchronizes the switch with the record. The first connection and every reconnection do the
+   * same, so a restarted agent also takes over the groups and meters its predecessor left.
+   */
   private async onConnect(conn: OpenFlowConnection): Promise<void> {
     await setTableNames(conn, this.pipeline.tableNames());
     if (!this.initialized) {
       const init = this.pipeline.initialState(this.cookies);
-      const plan = this.store.plan((b) => {
-        for (const m of init.meters) b.setMeter(m);
-        for (const g of init.groups) b.setGroup(g);
-        b.addFlows(INITIAL_FLOWS_KEY, init.flows);
-      });
-      if (plan.before.length > 0) await apply(conn, plan.before);
-      await applyBundle(conn, plan.ops);
-      plan.commit();
+      this.store
+        .plan((b) => {
+          for (const m of init.meters) b.setMeter(m);
+          for (const g of init.groups) b.setGroup(g);
+          b.addFlows(INITIAL_FLOWS_KEY, init.flows);
+        })
+        .commit();
       this.initialized = true;
+      await this.sync(conn);
       this.logger.info('pipeline installed', { tables: this.pipeline.tables.length, flows: init.flows.length });
       return;
     }
-    await this.replay(conn);
+    await this.sync(conn);
+    this.replays++;
   }
 
   /**
-   * Re-installs every recorded meter, group and flow: meters are added or modified; then one bundle
-   * adds or modifies the groups, deletes this round's flows and adds the recorded ones, so the
-   * switch ends with exactly the recorded flows of this round.
+   * Makes the switch hold exactly the recorded state of this round: meters are added or modified
+   * (OVS cannot bundle them); then one bundle adds or modifies the groups, deletes every flow of
+   * this cookie round and adds the recorded flows. Flows of other rounds are left alone.
    */
-  private async replay(conn: OpenFlowConnection): Promise<void> {
+  private async sync(conn: OpenFlowConnection): Promise<void> {
     const meters = this.store.allMeters();
     if (meters.length > 0) {
       const present = new Map((await dumpMeters(conn)).map((m) => [m.meterId, m.toString()]));
@@ -244,11 +250,10 @@ export class BridgeClient {
     try {
       await applyBundle(conn, ops);
     } catch (err) {
-      this.logger.error('replay failed', { error: errorMessage(err) });
+      this.logger.error('synchronizing the switch failed', { error: errorMessage(err) });
       throw err;
     }
-    this.replays++;
-    this.logger.info('replayed', {
+    this.logger.info('switch synchronized', {
       meters: meters.length,
       groups: this.store.allGroups().length,
       flows: this.store.flowCount,

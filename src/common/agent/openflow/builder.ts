@@ -26,7 +26,7 @@ import { ones, parseIpv4, parseIpv6, parseMac, prefixMask } from '../../ovs/open
 import { OFPP, type PacketInReason } from '../../ovs/openflow/consts.ts';
 import { type Subfield, field as ofField, subfield } from '../../ovs/openflow/fields.ts';
 import { Flow, type FlowSpec } from '../../ovs/openflow/flow.ts';
-import { ETH_TYPE, IP_PROTO, MatchDraft, type MatchOps } from '../../ovs/openflow/match.ts';
+import { ETH_TYPE, MatchDraft, type MatchOps, withProtocol } from '../../ovs/openflow/match.ts';
 import type { FlowFlag } from '../../ovs/openflow/consts.ts';
 import { BitField, Mark } from './fields.ts';
 import type { StageId } from './pipeline.ts';
@@ -42,20 +42,6 @@ export interface FlowTable {
 }
 
 export type Protocol = 'ip' | 'ipv6' | 'arp' | 'tcp' | 'udp' | 'sctp' | 'icmp' | 'tcp6' | 'udp6' | 'sctp6' | 'icmp6';
-
-const PROTOCOLS: Readonly<Record<Protocol, readonly [number, number | undefined]>> = {
-  ip: [ETH_TYPE.IP, undefined],
-  ipv6: [ETH_TYPE.IPV6, undefined],
-  arp: [ETH_TYPE.ARP, undefined],
-  tcp: [ETH_TYPE.IP, IP_PROTO.TCP],
-  udp: [ETH_TYPE.IP, IP_PROTO.UDP],
-  sctp: [ETH_TYPE.IP, IP_PROTO.SCTP],
-  icmp: [ETH_TYPE.IP, IP_PROTO.ICMP],
-  tcp6: [ETH_TYPE.IPV6, IP_PROTO.TCP],
-  udp6: [ETH_TYPE.IPV6, IP_PROTO.UDP],
-  sctp6: [ETH_TYPE.IPV6, IP_PROTO.SCTP],
-  icmp6: [ETH_TYPE.IPV6, IP_PROTO.ICMPV6],
-};
 
 /** A parsed address or network: family, value and prefix mask. */
 export interface IpNet {
@@ -334,11 +320,7 @@ export class FlowBuilder extends ActionMethods<FlowBuilder> {
     return this.m((m) => m.with(key, BigInt(value), mask));
   }
   matchProtocol(p: Protocol): FlowBuilder {
-    const [dl, proto] = PROTOCOLS[p];
-    return this.m((m) => {
-      const out = m.with('dl_type', BigInt(dl));
-      return proto === undefined ? out : out.with('nw_proto', BigInt(proto));
-    });
+    return this.m((m) => withProtocol(m, p));
   }
   matchIPProtocolValue(v6: boolean, proto: number): FlowBuilder {
     return this.m((m) => m.with('dl_type', BigInt(v6 ? ETH_TYPE.IPV6 : ETH_TYPE.IP)).with('nw_proto', BigInt(proto)));

@@ -70,10 +70,11 @@ export function renderPipelineDoc(catalog: TableCatalog = CATALOG): string {
   out.push('## Replay');
   out.push('');
   out.push('The bridge client records every meter, group and flow it installed (flows under cache keys such');
-  out.push('as a Pod interface name), and records a change only after its bundle committed. After the');
-  out.push('OpenFlow connection comes back (for example after ovs-vswitchd restarted) it renames the tables,');
-  out.push('adds or modifies the recorded meters, then in one bundle adds or modifies the groups, deletes');
-  out.push("the flows of its round and adds the recorded flows: the switch ends with exactly the agent's state.");
+  out.push('as a Pod interface name), and records a change only after its bundle committed. On every');
+  out.push('connection (the first one, and again whenever it comes back, for example after ovs-vswitchd');
+  out.push('restarted) it names the tables, adds or modifies the recorded meters, then in one bundle adds or');
+  out.push('modifies the groups, deletes the flows of its own round and adds the recorded flows: the switch');
+  out.push("ends with exactly the agent's state, and flows of a previous round stay until `deleteStaleRounds`.");
   out.push('');
   return out.join('\n');
 }

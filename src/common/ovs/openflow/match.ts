@@ -926,6 +926,14 @@ const SHORTHANDS: Record<string, [number, number | undefined]> = {
   mplsm: [ETH_TYPE.MPLSM, undefined],
 };
 
+/** Sets dl_type (and nw_proto) for a protocol shorthand such as "ip", "tcp6" or "arp". */
+export function withProtocol<M extends MatchOps>(m: M, shorthand: string): M {
+  const p = SHORTHANDS[shorthand];
+  if (p === undefined) throw new ValidationError('protocol', `unknown protocol "${shorthand}"`);
+  const out = m.with('dl_type', BigInt(p[0])) as M;
+  return p[1] === undefined ? out : (out.with('nw_proto', BigInt(p[1])) as M);
+}
+
 /** Whether `token` is a protocol shorthand such as "ip" or "tcp6". */
 export function isProtocolShorthand(token: string): boolean {
   return token in SHORTHANDS;
@@ -1003,12 +1011,7 @@ export function applyMatchItem(m: Match, name: string, value: string | undefined
     if (value === undefined || value === '') throw new ValidationError(name, 'missing value');
     return value;
   };
-  if (value === undefined && SHORTHANDS[name] !== undefined) {
-    const [dl, proto] = SHORTHANDS[name];
-    let out = m.with('dl_type', BigInt(dl));
-    if (proto !== undefined) out = out.with('nw_proto', BigInt(proto));
-    return out;
-  }
+  if (value === undefined && SHORTHANDS[name] !== undefined) return withProtocol(m, name);
   const intKey = (key: string): Match => {
     const [v, mk] = parseIntMasked(need(), name);
     return m.with(key, v, mk);

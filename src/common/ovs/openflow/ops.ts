@@ -45,6 +45,17 @@ export const op = {
   addFlow: (flow: Flow): SwitchOp => ({ kind: 'flow', command: 'add', flow }),
   modifyFlow: (flow: Flow): SwitchOp => ({ kind: 'flow', command: 'modify_strict', flow }),
   deleteFlow: (flow: Flow): SwitchOp => ({ kind: 'flow', command: 'delete_strict', flow }),
+  /**
+   * Non-strict modify: gives every flow of `template.table` whose match is covered by
+   * `template.match` (any priority; optionally only cookies equal to template.cookie under
+   * `cookieMask`) the template's actions. Cookies are not changed (OpenFlow 1.5).
+   */
+  modifyFlows: (template: Flow, cookieMask = 0n): SwitchOp => ({
+    kind: 'flows',
+    command: 'modify',
+    filter: { table: template.table, cookie: template.cookie, cookieMask, match: template.match },
+    flow: template,
+  }),
   /** Deletes every flow selected by the filter (non-strict: the match selects flows it covers). */
   deleteFlows: (filter: FlowFilter): SwitchOp => ({ kind: 'flows', command: 'delete', filter }),
   addGroup: (group: Group): SwitchOp => ({ kind: 'group', command: 'add', group }),

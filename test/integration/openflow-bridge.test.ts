@@ -33,7 +33,16 @@ interface Setup {
 async function setup(t: Test, name: string): Promise<Setup> {
   const ovs = await tempOvs(t);
   const endpoint = await addBridge(ovs, name);
-  const cookies = new CookieAllocator(1);
+  return { ovs, endpoint, ...(await startAgent(t, endpoint, 1)) };
+}
+
+/** An "agent": the sample feature's pipeline with cookies of `round`, connected and installed. */
+async function startAgent(
+  t: Test,
+  endpoint: string,
+  round: number,
+): Promise<Pick<Setup, 'client' | 'bridge' | 'pipeline' | 'cookies'>> {
+  const cookies = new CookieAllocator(round);
   const pipeline = new RealizedPipeline([sampleFeature(cookies)]);
   const client = new OpenFlowClient({ endpoint, backoff: { initialMs: 50, maxMs: 500 }, echoIntervalMs: 1000 });
   const bridge = new BridgeClient({ client, pipeline, cookies, opTimeoutMs: 20_000 });
@@ -44,7 +53,7 @@ async function setup(t: Test, name: string): Promise<Setup> {
     await running;
   });
   await bridge.ready(AbortSignal.timeout(20_000));
-  return { ovs, endpoint, client, bridge, pipeline, cookies };
+  return { client, bridge, pipeline, cookies };
 }
 
 async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
@@ -178,7 +187,7 @@ t.test(
 
 t.test('a restarted agent installs a new cookie round and removes the previous round after converging', async (t) => {
   const first = await setup(t, 'br-rd');
-  const { ovs, endpoint } = first;
+  const { endpoint } = first;
   const old = first.pipeline
     .table(T.Classifier)
     .flow(PRIORITY.low)
@@ -188,17 +197,7 @@ t.test('a restarted agent installs a new cookie round and removes the previous r
     .gotoStage('validation');
   await first.bridge.addFlows('pod-gone', [old]);
   // The "restarted agent": round 2, same feature, no pod-gone (that Pod went away meanwhile).
-  const cookies = new CookieAllocator(CookieAllocator.nextRound(first.cookies.round));
-  const pipeline = new RealizedPipeline([sampleFeature(cookies)]);
-  const client = new OpenFlowClient({ endpoint, backoff: { initialMs: 50, maxMs: 500 } });
-  const bridge = new BridgeClient({ client, pipeline, cookies });
-  const ac = new AbortController();
-  const running = client.run(ac.signal);
-  t.teardown(async () => {
-    ac.abort();
-    await running;
-  });
-  await bridge.ready(AbortSignal.timeout(20_000));
+  const { bridge } = await startAgent(t, endpoint, CookieAllocator.nextRound(first.cookies.round));
   const during = await dumpFlowLines(endpoint);
   t.ok(during.includes(old.toString()), 'flows of the previous round stay until convergence');
   t.ok(
@@ -207,5 +206,4 @@ t.test('a restarted agent installs a new cookie round and removes the previous r
   );
   await bridge.deleteStaleRounds(first.cookies.round);
   t.same(await dumpFlowLines(endpoint), bridge.recordedFlows().map(String).sort(), 'only round 2 remains');
-  void ovs;
 });

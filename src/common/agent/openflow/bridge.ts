@@ -9,6 +9,7 @@
  * Operations run one at a time in call order. While the switch is unreachable they wait for the
  * reconnection (and its replay) up to `opTimeoutMs`, then fail with OPENFLOW_DISCONNECTED.
  */
+import { type Clock, systemClock } from '../../util/clock.ts';
 import { errorMessage } from '../../util/errors.ts';
 import { type Logger, nullLogger } from '../../util/log.ts';
 import type { OpenFlowClient } from '../../ovs/openflow/client.ts';
@@ -39,6 +40,7 @@ export interface BridgeClientOptions {
   readonly logger?: Logger;
   /** How long an operation waits for a connection (default 30 s). */
   readonly opTimeoutMs?: number;
+  readonly clock?: Clock;
 }
 
 /** The cache key of the framework's and features' initial flows. */
@@ -51,6 +53,7 @@ export class BridgeClient {
   private readonly logger: Logger;
   private readonly store = new OfStore();
   private readonly opTimeoutMs: number;
+  private readonly clock: Clock;
   private queue: Promise<unknown> = Promise.resolve();
   private initialized = false;
   private replays = 0;
@@ -61,6 +64,7 @@ export class BridgeClient {
     this.cookies = opts.cookies;
     this.logger = (opts.logger ?? nullLogger).child({ component: 'bridge-client' });
     this.opTimeoutMs = opts.opTimeoutMs ?? 30_000;
+    this.clock = opts.clock ?? systemClock;
     this.client.onConnect((conn) => this.onConnect(conn));
   }
 

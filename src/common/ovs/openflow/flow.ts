@@ -421,13 +421,4 @@ export function decodeFlowDesc(r: ByteReader): FlowStats {
   };
 }
 
-/** Renders a flow with its counters like plain `ovs-ofctl dump-flows` (durations vary, so tests use --no-stats). */
-export function formatFlowStats(s: FlowStats): string {
-  const f = s.flow;
-  const dur = `${s.durationSec}.${String(Math.floor(s.durationNsec / 1e6)).padStart(3, '0')}s`;
-  const canonical = f.toString();
-  const rest = canonical.replace(/^cookie=0x[0-9a-f]+, /, '').replace(/^table=\d+, /, '');
-  return `cookie=0x${f.cookie.toString(16)}, duration=${dur}, table=${f.table}, n_packets=${s.packetCount}, n_bytes=${s.byteCount}, ${rest}`;
-}
-
 export { splitTopLevel };

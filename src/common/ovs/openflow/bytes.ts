@@ -3,6 +3,7 @@
  * and conversions between bigints, byte strings and the text forms OVS prints.
  */
 import { AntreaError, ValidationError } from '../../util/errors.ts';
+import { parseIP } from '../../util/ipaddr.ts';
 
 /** Raised when bytes received from the switch cannot be decoded. */
 export class OpenFlowDecodeError extends AntreaError<'OPENFLOW_DECODE'> {
@@ -271,15 +272,9 @@ export function formatIpv4(v: bigint | number): string {
 }
 
 export function parseIpv4(s: string, field: string): bigint {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s.trim());
-  if (m === null) throw new ValidationError(field, `"${s}" is not an IPv4 address`);
-  let v = 0n;
-  for (let i = 1; i <= 4; i++) {
-    const o = Number(m[i]);
-    if (o > 255) throw new ValidationError(field, `"${s}" is not an IPv4 address`);
-    v = (v << 8n) | BigInt(o);
-  }
-  return v;
+  const ip = parseIP(s.trim());
+  if (ip?.family !== 4) throw new ValidationError(field, `"${s}" is not an IPv4 address`);
+  return bytesToBigint(ip.bytes);
 }
 
 /** RFC 5952 text form of a 128-bit IPv6 address (what inet_ntop prints). */
@@ -317,34 +312,9 @@ export function formatIpv6(v: bigint): string {
 export function parseIpv6(s: string, field: string): bigint {
   let t = s.trim();
   if (t.startsWith('[') && t.endsWith(']')) t = t.slice(1, -1);
-  const bad = (): never => {
-    throw new ValidationError(field, `"${s}" is not an IPv6 address`);
-  };
-  if (!/^[0-9a-fA-F:.]+$/.test(t) || !t.includes(':')) bad();
-  const lastColon = t.lastIndexOf(':');
-  const lastPart = t.slice(lastColon + 1);
-  if (lastPart.includes('.')) {
-    const v4 = Number(parseIpv4(lastPart, field));
-    t = `${t.slice(0, lastColon + 1)}${((v4 >>> 16) & 0xffff).toString(16)}:${(v4 & 0xffff).toString(16)}`;
-  }
-  const halves = t.split('::');
-  if (halves.length > 2) bad();
-  const parseGroups = (p: string): number[] =>
-    p === '' ? [] : p.split(':').map((g) => (/^[0-9a-fA-F]{1,4}$/.test(g) ? Number.parseInt(g, 16) : bad()));
-  let groups: number[];
-  if (halves.length === 2) {
-    const left = parseGroups(halves[0] ?? '');
-    const right = parseGroups(halves[1] ?? '');
-    const fill = 8 - left.length - right.length;
-    if (fill < 1) bad();
-    groups = [...left, ...new Array<number>(fill).fill(0), ...right];
-  } else {
-    groups = parseGroups(halves[0] ?? '');
-  }
-  if (groups.length !== 8) bad();
-  let v = 0n;
-  for (const g of groups) v = (v << 16n) | BigInt(g);
-  return v;
+  const ip = parseIP(t);
+  if (ip?.family !== 6) throw new ValidationError(field, `"${s}" is not an IPv6 address`);
+  return bytesToBigint(ip.bytes);
 }
 
 /** Prefix length if `mask` is a CIDR mask of `bits` bits, else -1. */

@@ -1,0 +1,209 @@
+/**
+ * The pipeline framework and bridge client against a real ovs-vswitchd: the realized pipeline and
+ * the sample feature's flows, groups and meters are installed with table names; flow sets are
+ * added, replaced and deleted atomically; after ovs-vswitchd restarts (or is killed and comes back
+ * later) the client reconnects with backoff and replays identical flows, groups and meters.
+ */
+import t, { type Test } from 'tap';
+import { BridgeClient, INITIAL_FLOWS_KEY } from '../../src/common/agent/openflow/bridge.ts';
+import { CookieAllocator } from '../../src/common/agent/openflow/cookie.ts';
+import { RealizedPipeline } from '../../src/common/agent/openflow/framework.ts';
+import { FromPodRegMark, PRIORITY } from '../../src/common/agent/openflow/fields.ts';
+import { T } from '../../src/common/agent/openflow/pipeline.ts';
+import { OpenFlowClient } from '../../src/common/ovs/openflow/client.ts';
+import { isOpenFlowError } from '../../src/common/ovs/openflow/errors.ts';
+import type { Flow } from '../../src/common/ovs/openflow/flow.ts';
+import type { OvsDaemons } from '../../src/platform/linux/ovs-daemons.ts';
+import { integrationSkipReason, tempOvs } from '../helpers/env.ts';
+import { addBridge, dumpFlowLines, dumpGroupLines, dumpMeterTexts, ofctl } from '../helpers/ovs-bridge.ts';
+import { SAMPLE_FLOW_TEXTS, sampleFeature } from '../helpers/sample-pipeline.ts';
+
+const skip = integrationSkipReason();
+if (skip !== undefined) t.plan(0, skip);
+
+interface Setup {
+  readonly ovs: OvsDaemons;
+  readonly endpoint: string;
+  readonly client: OpenFlowClient;
+  readonly bridge: BridgeClient;
+  readonly pipeline: RealizedPipeline;
+  readonly cookies: CookieAllocator;
+}
+
+async function setup(t: Test, name: string): Promise<Setup> {
+  const ovs = await tempOvs(t);
+  const endpoint = await addBridge(ovs, name);
+  return { ovs, endpoint, ...(await startAgent(t, endpoint, 1)) };
+}
+
+/** An "agent": the sample feature's pipeline with cookies of `round`, connected and installed. */
+async function startAgent(
+  t: Test,
+  endpoint: string,
+  round: number,
+): Promise<Pick<Setup, 'client' | 'bridge' | 'pipeline' | 'cookies'>> {
+  const cookies = new CookieAllocator(round);
+  const pipeline = new RealizedPipeline([sampleFeature(cookies)]);
+  const client = new OpenFlowClient({ endpoint, backoff: { initialMs: 50, maxMs: 500 }, echoIntervalMs: 1000 });
+  const bridge = new BridgeClient({ client, pipeline, cookies, opTimeoutMs: 20_000 });
+  const ac = new AbortController();
+  const running = client.run(ac.signal);
+  t.teardown(async () => {
+    ac.abort();
+    await running;
+  });
+  await bridge.ready(AbortSignal.timeout(20_000));
+  return { client, bridge, pipeline, cookies };
+}
+
+async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+t.test('the realized pipeline is installed: default flows, feature flows, groups, meters, table names', async (t) => {
+  const { endpoint, bridge, pipeline, cookies } = await setup(t, 'br-pl');
+  const recorded = bridge.recordedFlows().map(String).sort();
+  t.same(await dumpFlowLines(endpoint), recorded, 'OVS has exactly the recorded flows');
+  for (const text of SAMPLE_FLOW_TEXTS) t.ok(recorded.includes(text), `installed: ${text}`);
+  t.same(
+    pipeline
+      .defaultFlows(cookies)
+      .map(String)
+      .filter((f) => !recorded.includes(f)),
+    [],
+    'every table has its miss flow',
+  );
+  t.same(await dumpGroupLines(endpoint), bridge.recordedGroups().map(String).sort());
+  t.same(await dumpMeterTexts(endpoint), bridge.recordedMeters().map(String).sort());
+  const byName = await ofctl('--no-stats', 'dump-flows', endpoint, 'table=EndpointDNAT');
+  t.match(byName, /table=11, priority=200,tcp,reg3=0xa0a0018/, 'OVS knows the table names');
+  t.equal(bridge.recordedFlows(INITIAL_FLOWS_KEY).length, recorded.length);
+});
+
+t.test('flow sets are added, replaced and deleted atomically, and failures change nothing', async (t) => {
+  const { endpoint, bridge, pipeline, cookies } = await setup(t, 'br-ch');
+  const classifier = pipeline.table(T.Classifier);
+  const spoof = pipeline.table(T.SpoofGuard);
+  const c = cookies.request('PodConnectivity', 7);
+  const podFlows = (port: number, ip: string, mac: string): Flow[] => [
+    classifier.flow(PRIORITY.low).cookie(c).matchInPort(port).loadRegMark(FromPodRegMark).gotoStage('validation'),
+    spoof.flow(PRIORITY.normal).cookie(c).matchProtocol('ip').matchInPort(port).matchSrcMAC(mac).matchSrcIP(ip).next(),
+  ];
+  const base = await dumpFlowLines(endpoint);
+  const a = podFlows(10, '10.10.0.10', '02:00:00:00:00:0a');
+  await bridge.addFlows('pod-a', a);
+  t.same(await dumpFlowLines(endpoint), [...base, ...a.map(String)].sort(), 'added');
+  await bridge.addFlows('pod-a', a);
+  t.equal(bridge.recordedFlows('pod-a').length, 2, 'adding the same flows again is a no-op');
+
+  const a2 = podFlows(10, '10.10.0.11', '02:00:00:00:00:0a');
+  await bridge.replaceFlows('pod-a', a2);
+  t.same(
+    await dumpFlowLines(endpoint),
+    [...base, ...a2.map(String)].sort(),
+    'replaced: the old spoof-guard flow is gone',
+  );
+
+  const bad = [
+    ...podFlows(11, '10.10.0.12', '02:00:00:00:00:0b'),
+    spoof.flow(PRIORITY.high).cookie(c).action({ type: 'meter', meterId: 4242 }).next(),
+  ];
+  const err = await bridge.replaceFlows('pod-b', bad).catch((e: unknown) => e);
+  t.ok(isOpenFlowError(err, 'OFPMMFC_INVALID_METER'), 'the invalid flow fails the bundle');
+  t.match(String(err), /meter:4242/, 'and is named in the error');
+  t.same(await dumpFlowLines(endpoint), [...base, ...a2.map(String)].sort(), 'nothing of pod-b was installed');
+  t.same(bridge.recordedFlows('pod-b'), [], 'nor recorded');
+
+  const err2 = await bridge.addFlows('pod-c', [a2[0]!]).catch((e: unknown) => e);
+  t.match(err2, { code: 'INVALID_ARGUMENT', field: 'flows' }, 'a flow owned by another cache key is refused');
+
+  await bridge.change((b) => {
+    b.deleteFlows('pod-a');
+    b.addFlows('pod-b', bad.slice(0, 2));
+  });
+  t.same(await dumpFlowLines(endpoint), [...base, ...bad.slice(0, 2).map(String)].sort(), 'several keys in one bundle');
+  await bridge.deleteFlows('pod-b');
+  await bridge.deleteFlows('pod-b');
+  t.same(await dumpFlowLines(endpoint), base, 'deleted (twice: idempotent)');
+});
+
+t.test(
+  'after ovs-vswitchd restarts, the client reconnects and replays identical flows, groups and meters',
+  async (t) => {
+    const { ovs, endpoint, bridge, client, pipeline, cookies } = await setup(t, 'br-rp');
+    await bridge.addFlows('pod-x', [
+      pipeline
+        .table(T.Classifier)
+        .flow(PRIORITY.low)
+        .cookie(cookies.request('PodConnectivity'))
+        .matchInPort(44)
+        .loadRegMark(FromPodRegMark)
+        .gotoStage('validation'),
+    ]);
+    const flows = await dumpFlowLines(endpoint);
+    const groups = await dumpGroupLines(endpoint);
+    const meters = await dumpMeterTexts(endpoint);
+    t.ok(flows.length > SAMPLE_FLOW_TEXTS.length);
+
+    await ovs.restart('ovs-vswitchd');
+    await until('the replay', () => bridge.replayCount >= 1);
+    t.equal(client.connectCount, 2, 'reconnected once');
+    t.same(await dumpFlowLines(endpoint), flows, 'identical flows after the restart');
+    t.same(await dumpGroupLines(endpoint), groups, 'identical groups');
+    t.same(await dumpMeterTexts(endpoint), meters, 'identical meters');
+    t.match(await ofctl('--no-stats', 'dump-flows', endpoint, 'table=Output'), /table=28/, 'table names are back');
+
+    // Killed, then back only later: the client keeps retrying with backoff, then replays.
+    await ovs.kill('ovs-vswitchd');
+    const err = await bridge.addFlows('pod-y', []).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    t.equal(err, undefined, 'an empty change needs no connection');
+    await new Promise((r) => setTimeout(r, 1500));
+    await ovs.start();
+    await until('the second replay', () => bridge.replayCount >= 2);
+    t.equal(client.connectCount, 3);
+    t.same(await dumpFlowLines(endpoint), flows, 'identical flows after a kill and a late start');
+    t.same(await dumpGroupLines(endpoint), groups);
+
+    // Changes made while disconnected wait for the reconnection (and its replay) instead of failing.
+    await ovs.kill('ovs-vswitchd');
+    const pending = bridge.deleteFlows('pod-x');
+    await new Promise((r) => setTimeout(r, 300));
+    await ovs.start();
+    await pending;
+    t.same(
+      await dumpFlowLines(endpoint),
+      flows.filter((f) => !f.includes('in_port=44')),
+      'the queued change applied after the replay',
+    );
+  },
+);
+
+t.test('a restarted agent installs a new cookie round and removes the previous round after converging', async (t) => {
+  const first = await setup(t, 'br-rd');
+  const { endpoint } = first;
+  const old = first.pipeline
+    .table(T.Classifier)
+    .flow(PRIORITY.low)
+    .cookie(first.cookies.request('PodConnectivity'))
+    .matchInPort(77)
+    .loadRegMark(FromPodRegMark)
+    .gotoStage('validation');
+  await first.bridge.addFlows('pod-gone', [old]);
+  // The "restarted agent": round 2, same feature, no pod-gone (that Pod went away meanwhile).
+  const { bridge } = await startAgent(t, endpoint, CookieAllocator.nextRound(first.cookies.round));
+  const during = await dumpFlowLines(endpoint);
+  t.ok(during.includes(old.toString()), 'flows of the previous round stay until convergence');
+  t.ok(
+    during.every((l) => l === old.toString() || l.startsWith('cookie=0x2')),
+    'every flow the new agent installed carries round 2 (identical matches were taken over)',
+  );
+  await bridge.deleteStaleRounds(first.cookies.round);
+  t.same(await dumpFlowLines(endpoint), bridge.recordedFlows().map(String).sort(), 'only round 2 remains');
+});

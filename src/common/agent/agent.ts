@@ -1,9 +1,10 @@
 /**
  * The agent (what `antrea-agent` runs): connects to OVSDB, serves the CNI socket at once (ADD waits
  * for readiness, answering TRY_AGAIN_LATER after podNetworkWaitTimeoutMs), initializes the Node,
- * reconciles what a previous run left, then marks the Pod network ready. `run(signal)` returns
- * after a clean shutdown: the socket is closed and nothing on the datapath is torn down (Pods keep
- * their network while the agent restarts).
+ * programs the OpenFlow pipeline in a new cookie round, reconciles what a previous run left,
+ * re-installs the flows of the Pods that survived, deletes the previous round's flows, then marks
+ * the Pod network ready. `run(signal)` returns after a clean shutdown: the socket is closed and
+ * nothing on the datapath is torn down (Pods keep their network while the agent restarts).
  */
 import { join } from 'node:path';
 import type { PlatformStrategy } from '../host/platform.ts';
@@ -13,15 +14,29 @@ import { type Clock, systemClock } from '../util/clock.ts';
 import { type CrashPoints, noCrashPoints } from '../util/crash.ts';
 import type { CommandRunner } from '../util/exec.ts';
 import { type Logger, nullLogger } from '../util/log.ts';
+import { OpenFlowClient } from '../ovs/openflow/client.ts';
+import { BridgeClient } from './openflow/bridge.ts';
+import { CookieAllocator } from './openflow/cookie.ts';
+import { RealizedPipeline } from './openflow/framework.ts';
+import { PodConnectivityFeature, PodFlowInstaller } from './openflow/pod-connectivity.ts';
 import { aborted, type Runnable } from '../util/runnable.ts';
 import { CniGrpcService } from './cniserver/grpc.ts';
 import { PendingAddJournal } from './cniserver/journal.ts';
-import { CniServer, type PodFlowClient } from './cniserver/server.ts';
+import { CniServer } from './cniserver/server.ts';
 import { type AgentConfig, hostLocalDataDir } from './config.ts';
 import { type InitializedNode, Initializer } from './initializer.ts';
 import { InterfaceStore } from './interfacestore.ts';
 import { HostLocalIpam } from './ipam/host-local.ts';
 import type { NodeConfigSource } from './node-config.ts';
+
+/** Bridge external_ids key holding the flow round of the last agent that completed start-up (Antrea's). */
+export const ROUND_KEY = 'roundNum';
+
+function parseRound(v: string | undefined): number | undefined {
+  if (v === undefined || !/^\d+$/.test(v)) return undefined;
+  const n = Number(v);
+  return n >= 1 && n <= 0xffff ? n : undefined;
+}
 
 export interface AgentOptions {
   readonly config: AgentConfig;
@@ -31,8 +46,6 @@ export interface AgentOptions {
   readonly logger?: Logger;
   readonly clock?: Clock;
   readonly crashPoints?: CrashPoints;
-  /** The Pod flows; absent until the OpenFlow pipeline is wired. */
-  readonly podFlows?: PodFlowClient;
   /** Called once the Pod network is ready (tests and the lab wait on it). */
   readonly onReady?: (node: InitializedNode) => void;
 }
@@ -56,6 +69,7 @@ export class Agent implements Runnable {
     const stop = (): void => inner.abort(signal.reason);
     signal.addEventListener('abort', stop, { once: true });
     const tasks: Promise<void>[] = [];
+    let openflow: OpenFlowClient | undefined;
     try {
       const bridge = new OvsdbBridge(ovsdb, config.ovsBridge, { logger: this.logger });
       const ipam = new HostLocalIpam({
@@ -71,8 +85,15 @@ export class Agent implements Runnable {
         ipam,
         store: this.store,
         journal: new PendingAddJournal(join(config.stateDir, 'cni-pending'), this.logger),
-        ...(this.o.podFlows === undefined ? {} : { podFlows: this.o.podFlows }),
-        health: () => (ovsdb.isConnected ? 'ok' : 'ovsdb-down'),
+        health: () => {
+          if (!ovsdb.isConnected) return 'ovsdb-down';
+          try {
+            openflow?.connection();
+            return 'ok';
+          } catch {
+            return 'datapath-down';
+          }
+        },
         crashPoints: this.o.crashPoints ?? noCrashPoints,
         logger: this.logger,
         clock,
@@ -90,9 +111,40 @@ export class Agent implements Runnable {
         nodeConfigSource: this.o.nodeConfigSource,
         logger: this.logger,
       }).initialize(inner.signal);
+      // The OpenFlow pipeline, in a new cookie round; the previous round's flows stay until the
+      // new one is complete, so Pods keep forwarding across an agent restart.
+      const prevRound = parseRound(bridge.get()?.externalIds[ROUND_KEY]);
+      const cookies = new CookieAllocator(CookieAllocator.nextRound(prevRound));
+      const feature = new PodConnectivityFeature({
+        cookies,
+        gateway: { ofport: node.gatewayOfport, mac: node.gatewayMac, ips: node.gatewayIPs },
+        ...(node.tunnelOfport === undefined ? {} : { tunnel: { ofport: node.tunnelOfport } }),
+        podCIDRs: node.podCIDRs,
+      });
+      const ofClient = new OpenFlowClient({
+        endpoint: `unix:${join(config.ovsRunDir, `${config.ovsBridge}.mgmt`)}`,
+        logger: this.logger,
+        clock,
+      });
+      openflow = ofClient;
+      const ofBridge = new BridgeClient({
+        client: ofClient,
+        pipeline: new RealizedPipeline([feature]),
+        cookies,
+        logger: this.logger,
+        clock,
+      });
+      tasks.push(ofClient.run(inner.signal));
+      await ofBridge.ready(inner.signal);
+      server.setPodFlows(new PodFlowInstaller(ofBridge, feature));
+
       const report = await server.reconcile(node);
       this.logger.info('reconciled the previous run', { ...report });
       server.setStoreReady(node);
+      const pods = await server.installStoredPodFlows();
+      if (prevRound !== undefined) await ofBridge.deleteStaleRounds(prevRound);
+      await bridge.setExternalIds({ [ROUND_KEY]: String(cookies.round) });
+      this.logger.info('pipeline ready', { round: cookies.round, previousRound: prevRound, podsReplayed: pods });
       server.setNetworkReady();
       this.logger.info('Pod network ready', { node: node.nodeName, podCIDRs: node.podCIDRs, mtu: node.mtu });
       this.o.onReady?.(node);

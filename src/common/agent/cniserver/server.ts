@@ -44,6 +44,7 @@ import { type Clock, systemClock } from '../../util/clock.ts';
 import { type CrashPoints, noCrashPoints } from '../../util/crash.ts';
 import { errorMessage, serializeError } from '../../util/errors.ts';
 import { canonicalIp, cidrContains, cidrIp, ipFamily } from '../../util/ip.ts';
+import { Latch } from '../../util/latch.ts';
 import { KeyedMutex, RwLock } from '../../util/locks.ts';
 import { type Logger, nullLogger } from '../../util/log.ts';
 import type { AgentConfig } from '../config.ts';
@@ -127,34 +128,17 @@ export interface ReconcileReport {
   readonly errors: readonly string[];
 }
 
-class Gate {
-  private opened = false;
-  private readonly waiters = new Set<() => void>();
-
-  get isOpen(): boolean {
-    return this.opened;
-  }
-
-  open(): void {
-    this.opened = true;
-    for (const w of this.waiters) w();
-    this.waiters.clear();
-  }
-
-  /** Resolves true once open, false after `timeoutMs`. */
-  wait(clock: Clock, timeoutMs: number): Promise<boolean> {
-    if (this.opened) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const done = (): void => {
-        timer.cancel();
-        resolve(true);
-      };
-      const timer = clock.setTimer(timeoutMs, () => {
-        this.waiters.delete(done);
-        resolve(false);
-      });
-      this.waiters.add(done);
-    });
+/** Resolves true once `latch` opens, false after `timeoutMs`. */
+async function waitLatch(latch: Latch, clock: Clock, timeoutMs: number): Promise<boolean> {
+  if (latch.opened) return true;
+  const ac = new AbortController();
+  try {
+    return await Promise.race([
+      latch.wait(ac.signal).then(() => true),
+      clock.sleep(timeoutMs, ac.signal).then(() => false),
+    ]);
+  } finally {
+    ac.abort();
   }
 }
 
@@ -169,9 +153,10 @@ export class CniServer {
   private readonly crash: CrashPoints;
   private readonly containerLock = new KeyedMutex();
   private readonly rw = new RwLock();
-  private readonly storeGate = new Gate();
-  private readonly networkGate = new Gate();
+  private readonly storeReady = new Latch();
+  private readonly networkReadyLatch = new Latch();
   private ctx: NodeNetworkContext | undefined;
+  private podFlows: PodFlowClient | undefined;
   private readonly background = new Set<Promise<void>>();
 
   constructor(opts: CniServerOptions) {
@@ -179,21 +164,27 @@ export class CniServer {
     this.logger = (opts.logger ?? nullLogger).child({ component: 'cniserver' });
     this.clock = opts.clock ?? systemClock;
     this.crash = opts.crashPoints ?? noCrashPoints;
+    this.podFlows = opts.podFlows;
+  }
+
+  /** Attaches the Pod flow client once the OpenFlow pipeline is up (before requests are served). */
+  setPodFlows(client: PodFlowClient): void {
+    this.podFlows = client;
   }
 
   /** The interface store and Node context are in place: DEL, CHECK and GC may run. */
   setStoreReady(ctx: NodeNetworkContext): void {
     this.ctx = ctx;
-    this.storeGate.open();
+    this.storeReady.open();
   }
 
   /** The Node network (gateway, pipeline) is ready: ADD may run. */
   setNetworkReady(): void {
-    this.networkGate.open();
+    this.networkReadyLatch.open();
   }
 
   get networkReady(): boolean {
-    return this.networkGate.isOpen;
+    return this.networkReadyLatch.opened;
   }
 
   /** Waits for the background work (gratuitous ARPs) started by earlier ADDs. */
@@ -262,8 +253,8 @@ export class CniServer {
     }
   }
 
-  private async waitGate(gate: Gate): Promise<NodeNetworkContext> {
-    if (!(await gate.wait(this.clock, this.o.config.podNetworkWaitTimeoutMs)) || this.ctx === undefined) {
+  private async waitReady(latch: Latch): Promise<NodeNetworkContext> {
+    if (!(await waitLatch(latch, this.clock, this.o.config.podNetworkWaitTimeoutMs)) || this.ctx === undefined) {
       throw new CniError('TRY_AGAIN_LATER', 'Server is busy, please retry later (the agent is not ready yet)');
     }
     return this.ctx;
@@ -289,7 +280,7 @@ export class CniServer {
   // ---- ADD -------------------------------------------------------------------------------------
 
   private async cmdAdd(r: Request): Promise<Uint8Array> {
-    const ctx = await this.waitGate(this.networkGate);
+    const ctx = await this.waitReady(this.networkReadyLatch);
     return this.containerLock.run(r.args.containerId, () => this.rw.shared(() => this.add(r, ctx)));
   }
 
@@ -473,9 +464,9 @@ export class CniServer {
           cause: err,
         });
       }
-      if (this.o.podFlows !== undefined && iface.ofport !== undefined) {
+      if (this.podFlows !== undefined && iface.ofport !== undefined) {
         try {
-          await this.o.podFlows.installPodFlows({ ...iface, ofport: iface.ofport });
+          await this.podFlows.installPodFlows({ ...iface, ofport: iface.ofport });
         } catch (err) {
           throw new CniError('CONFIG_INTERFACE_FAILURE', `Failed to install the Pod's flows: ${errorMessage(err)}`, {
             cause: err,
@@ -509,7 +500,7 @@ export class CniServer {
     done: { ipam: boolean; link: boolean; port: boolean; flows: boolean },
   ): Promise<void> {
     const steps: [string, boolean, () => Promise<void>][] = [
-      ['flows', done.flows, () => this.o.podFlows?.uninstallPodFlows(p.hostInterfaceName) ?? Promise.resolve()],
+      ['flows', done.flows, () => this.podFlows?.uninstallPodFlows(p.hostInterfaceName) ?? Promise.resolve()],
       ['port', done.port, () => this.o.bridge.deletePort(p.hostInterfaceName)],
       [
         'interface',
@@ -585,13 +576,13 @@ export class CniServer {
   // ---- DEL -------------------------------------------------------------------------------------
 
   private async cmdDel(r: Request): Promise<void> {
-    const ctx = await this.waitGate(this.storeGate);
+    const ctx = await this.waitReady(this.storeReady);
     await this.containerLock.run(r.args.containerId, () => this.rw.shared(() => this.del(r, ctx)));
   }
 
   /** Removes a Pod interface: flows, OVS port, host link, store entry. Each step tolerates absence. */
   private async removeInterface(i: InterfaceConfig): Promise<void> {
-    await this.o.podFlows?.uninstallPodFlows(i.name);
+    await this.podFlows?.uninstallPodFlows(i.name);
     const port = this.o.bridge.getPort(i.name);
     if (port !== undefined && port.externalIds[EXT.containerId] === i.container?.containerId) {
       await this.o.bridge.deletePort(i.name);
@@ -619,7 +610,7 @@ export class CniServer {
         const ownedByOther = owner !== undefined && owner !== containerId;
         const otherInStore = this.o.store.byName(hostName);
         if (!ownedByOther && otherInStore === undefined) {
-          await this.o.podFlows?.uninstallPodFlows(hostName);
+          await this.podFlows?.uninstallPodFlows(hostName);
           if (owner !== undefined) await this.o.bridge.deletePort(hostName);
           await this.o.podInterfaces.remove({
             containerId,
@@ -643,7 +634,7 @@ export class CniServer {
   // ---- CHECK -----------------------------------------------------------------------------------
 
   private async cmdCheck(r: Request): Promise<void> {
-    const ctx = await this.waitGate(this.storeGate);
+    const ctx = await this.waitReady(this.storeReady);
     await this.containerLock.run(r.args.containerId, () => this.rw.shared(() => this.check(r, ctx)));
   }
 
@@ -696,7 +687,7 @@ export class CniServer {
   // ---- GC and STATUS ---------------------------------------------------------------------------
 
   private async cmdGc(r: Request): Promise<void> {
-    const ctx = await this.waitGate(this.storeGate);
+    const ctx = await this.waitReady(this.storeReady);
     const valid = r.network.validAttachments;
     if (valid === undefined) {
       throw new CniError('INVALID_NETWORK_CONFIG', 'GC needs cni.dev/valid-attachments in the network configuration');
@@ -737,7 +728,7 @@ export class CniServer {
   }
 
   private cmdStatus(): void {
-    if (!this.networkGate.isOpen) throw new CniError('PLUGIN_NOT_AVAILABLE', 'the agent is still initializing');
+    if (!this.networkReadyLatch.opened) throw new CniError('PLUGIN_NOT_AVAILABLE', 'the agent is still initializing');
     const health = this.o.health?.() ?? 'ok';
     if (health === 'ovsdb-down') {
       throw new CniError('PLUGIN_NOT_AVAILABLE', 'the agent has lost its connection to OVSDB');
@@ -748,6 +739,22 @@ export class CniServer {
   }
 
   // ---- start-up reconciliation -----------------------------------------------------------------
+
+  /**
+   * Installs the flows of every Pod interface in the store (after a restart, in the new cookie
+   * round). Returns how many Pods got flows.
+   */
+  async installStoredPodFlows(): Promise<number> {
+    const flows = this.podFlows;
+    if (flows === undefined) return 0;
+    let n = 0;
+    for (const i of this.o.store.list('container')) {
+      if (i.container === undefined || i.ofport === undefined || i.ofport <= 0) continue;
+      await flows.installPodFlows({ ...i, container: i.container, ofport: i.ofport });
+      n++;
+    }
+    return n;
+  }
 
   /** Rolls back a journaled ADD: port (if it is this container's), host link, IP reservation, record. */
   private async rollbackPending(p: PendingAdd, ctx: NodeNetworkContext): Promise<void> {

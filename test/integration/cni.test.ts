@@ -178,32 +178,32 @@ t.test('CHECK detects damage, GC keeps only valid attachments, STATUS answers', 
   const node = await AgentNode.create(t);
   await node.start();
   const [a, b, c] = [await addPod(t, node, 'a'), await addPod(t, node, 'b'), await addPod(t, node, 'c')];
-  t.equal((await node.cni('CHECK', a!, { config: { prevResult: a!.result } })).exitCode, 0);
-  await node.inPod(a!.netns, 'ip', ['addr', 'flush', 'dev', 'eth0']);
-  const damaged = await node.cni('CHECK', a!, { config: { prevResult: a!.result } });
+  t.equal((await node.cni('CHECK', a, { config: { prevResult: a.result } })).exitCode, 0);
+  await node.inPod(a.netns, 'ip', ['addr', 'flush', 'dev', 'eth0']);
+  const damaged = await node.cni('CHECK', a, { config: { prevResult: a.result } });
   t.equal(damaged.json?.['code'], 103, 'a Pod that lost its address fails CHECK');
   t.match(String(damaged.json?.['msg']), /lacks address/);
-  const noPrev = await node.cni('CHECK', b!);
+  const noPrev = await node.cni('CHECK', b);
   t.equal(noPrev.json?.['code'], 2, 'CHECK needs prevResult');
 
   const gc = await node.cni('GC', undefined, {
     version: '1.1.0',
-    config: { 'cni.dev/valid-attachments': [{ containerID: b!.containerId, ifname: 'eth0' }] },
+    config: { 'cni.dev/valid-attachments': [{ containerID: b.containerId, ifname: 'eth0' }] },
   });
   t.equal(gc.exitCode, 0, gc.stdout);
-  t.same(await node.ports(), ['antrea-gw0', 'antrea-tun0', b!.hostName].sort(), 'only the valid Pod keeps its port');
-  t.same([...node.reservations().keys()], [b!.ip], 'only its IP stays reserved');
-  t.same(await unreachable(node, b!.netns, [node.gatewayIP]), [], 'and it still works');
+  t.same(await node.ports(), ['antrea-gw0', 'antrea-tun0', b.hostName].sort(), 'only the valid Pod keeps its port');
+  t.same([...node.reservations().keys()], [b.ip], 'only its IP stays reserved');
+  t.same(await unreachable(node, b.netns, [node.gatewayIP]), [], 'and it still works');
   t.same(await node.violations(), []);
-  t.equal((await node.cni('DEL', a!)).exitCode, 0, 'DEL after GC still succeeds');
-  t.equal((await node.cni('DEL', c!)).exitCode, 0);
+  t.equal((await node.cni('DEL', a)).exitCode, 0, 'DEL after GC still succeeds');
+  t.equal((await node.cni('DEL', c)).exitCode, 0);
   t.equal((await node.cni('STATUS', undefined, { version: '1.1.0' })).exitCode, 0, 'STATUS: ready');
   const old = await node.cni('STATUS', undefined, { version: '1.0.0' });
   t.equal(old.json?.['code'], 1, 'STATUS needs a 1.1.0 configuration');
   await node.stop();
   const down = await node.cni('STATUS', undefined, { version: '1.1.0' });
   t.equal(down.json?.['code'], 50, 'STATUS with the agent down: 50');
-  const addDown = await node.cni('ADD', { containerId: 'x', netns: b!.netns, name: 'x' });
+  const addDown = await node.cni('ADD', { containerId: 'x', netns: b.netns, name: 'x' });
   t.equal(addDown.json?.['code'], 11, 'ADD with the agent down: try again later');
 });
 

@@ -145,7 +145,7 @@ t.test('host interface names follow Antrea', (t) => {
 
 t.test('IP helpers', (t) => {
   t.equal(formatIp(ipBytes('fd00:0:0::1')!), 'fd00::1');
-  t.equal(formatIp(ipBytes('::ffff:10.0.0.1')!), '::ffff:a00:1');
+  t.equal(formatIp(ipBytes('::ffff:10.0.0.1')!), '::ffff:10.0.0.1');
   t.equal(formatIp(ipBytes('1:2:3:4:5:6:7:8')!), '1:2:3:4:5:6:7:8');
   t.equal(canonicalIp('FD00::0001'), 'fd00::1');
   t.equal(firstHostIp('10.10.1.0/24'), '10.10.1.1');
@@ -154,7 +154,7 @@ t.test('IP helpers', (t) => {
   t.ok(cidrContains('10.10.1.0/24', '10.10.1.200'));
   t.notOk(cidrContains('10.10.1.0/24', '10.10.2.1'));
   t.notOk(cidrContains('10.10.1.0/24', 'fd00::1'));
-  t.throws(() => parseCidr('10.0.0.0/33', 'podCIDR'), { message: /podCIDR: prefix \/33/ });
+  t.throws(() => parseCidr('10.0.0.0/33', 'podCIDR'), { message: /podCIDR: not a CIDR/ });
   t.throws(() => parseCidr('10.0.0.0', 'podCIDR'), { message: /podCIDR: not a CIDR/ });
   t.equal(ipBytes('1::2::3'), undefined);
   const mac = randomMac(() => Uint8Array.from([0xff, 1, 2, 3, 4, 5]));

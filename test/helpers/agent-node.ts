@@ -235,14 +235,16 @@ export class AgentNode {
       env['CNI_ARGS'] =
         `IgnoreUnknown=1;K8S_POD_NAMESPACE=${pod.namespace ?? 'default'};K8S_POD_NAME=${pod.name};K8S_POD_INFRA_CONTAINER_ID=${pod.containerId}`;
     }
-    for (const [k, v] of Object.entries(o.env ?? {})) {
-      if (v === undefined) delete env[k];
-      else env[k] = v;
-    }
+    const overrides = o.env ?? {};
+    const finalEnv = Object.fromEntries(
+      [...Object.entries(env), ...Object.entries(overrides)].filter(
+        (e): e is [string, string] => e[1] !== undefined && !(e[0] in overrides && overrides[e[0]] === undefined),
+      ),
+    );
     const stdin = o.stdin ?? this.pluginConfig(o.version ?? '1.0.0', o.config);
     const t0 = performance.now();
     const r = await runner.run(join(this.binDir, 'antrea'), [], {
-      env,
+      env: finalEnv,
       replaceEnv: true,
       input: stdin,
       okExitCodes: [1],

@@ -19,6 +19,7 @@ const SOCK_DGRAM = 2;
 const SOCK_RAW = 3;
 const SOCK_CLOEXEC = 0o2000000;
 const SIOCETHTOOL = 0x8946;
+const ETHTOOL_GTXCSUM = 0x16;
 const ETHTOOL_STXCSUM = 0x17;
 
 interface Libc {
@@ -31,6 +32,7 @@ interface Libc {
     request: number,
     ifr: { ifr_name: string; ifr_data: { cmd: number; data: number } },
   ) => number;
+  ioctlEthtoolGet: (fd: number, request: number, ifr: Buffer) => number;
 }
 
 let libc: Libc | undefined;
@@ -50,6 +52,7 @@ function lib(): Libc {
     close: c.func('int close(int fd)') as Libc['close'],
     sendto: c.func('sendto', 'long', ['int', 'void *', 'size_t', 'int', 'void *', 'uint32_t']) as Libc['sendto'],
     ioctlEthtool: c.func('ioctl', 'int', ['int', 'unsigned long', koffi.pointer(ifreq)]) as Libc['ioctlEthtool'],
+    ioctlEthtoolGet: c.func('ioctl', 'int', ['int', 'unsigned long', 'void *']) as Libc['ioctlEthtoolGet'],
   };
   return libc;
 }
@@ -129,6 +132,24 @@ export function disableTxChecksum(ifname: string): void {
   try {
     const rc = lib().ioctlEthtool(fd, SIOCETHTOOL, { ifr_name: ifname, ifr_data: { cmd: ETHTOOL_STXCSUM, data: 0 } });
     if (rc !== 0) fail(`ethtool STXCSUM off on ${ifname}`);
+  } finally {
+    lib().close(fd);
+  }
+}
+
+/** Whether TX checksum offload is on for `ifname` in the current namespace (ethtool -k IF). */
+export function txChecksumEnabled(ifname: string): boolean {
+  const fd = lib().socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) fail('socket(AF_INET)');
+  try {
+    // struct ethtool_value { u32 cmd; u32 data; } read back through ifr_data.
+    const value = Buffer.alloc(8);
+    value.writeUInt32LE(ETHTOOL_GTXCSUM, 0);
+    const ifr = Buffer.alloc(40);
+    ifr.write(ifname, 0, 15, 'utf8');
+    ifr.writeBigUInt64LE(koffi.address(value), 16);
+    if (lib().ioctlEthtoolGet(fd, SIOCETHTOOL, ifr) !== 0) fail(`ethtool GTXCSUM on ${ifname}`);
+    return value.readUInt32LE(4) !== 0;
   } finally {
     lib().close(fd);
   }

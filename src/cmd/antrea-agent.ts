@@ -19,7 +19,7 @@ import { StaticNodeConfigSource } from '../common/agent/node-config.ts';
 import type { PlatformStrategy } from '../common/host/platform.ts';
 import { crashPointsFromEnv } from '../common/util/crash.ts';
 import { errorMessage, isAntreaError } from '../common/util/errors.ts';
-import { createCommandRunner } from '../common/util/exec.ts';
+import { createHelperRunner } from '../common/util/exec.ts';
 import { createLogger, type Logger, parseLogLevel } from '../common/util/log.ts';
 import { createLinuxPlatform } from '../platform/linux/platform.ts';
 
@@ -78,6 +78,8 @@ export async function runAgent(argv: readonly string[], signal: AbortSignal): Pr
     fields: { node: flags.nodeName },
   });
   const platform = createPlatform(logger);
+  // Commands (host-local) start from a small helper: spawning from the agent itself is slow.
+  const runner = createHelperRunner();
   try {
     const base = defaultAgentConfig({ cniSocket: platform.paths.cniSocket, ovsRunDir: platform.paths.ovsRunDir });
     const config: AgentConfig = parseAgentConfig(readFileSync(flags.configPath, 'utf8'), base, flags.configPath);
@@ -89,12 +91,13 @@ export async function runAgent(argv: readonly string[], signal: AbortSignal): Pr
         podCIDRs: flags.podCIDRs,
         nodeIPs: flags.nodeIPs,
       }),
-      runner: createCommandRunner(),
+      runner,
       logger,
       crashPoints: crashPointsFromEnv(process.env),
     });
     await agent.run(signal);
   } finally {
+    runner.close();
     await platform.close();
   }
 }

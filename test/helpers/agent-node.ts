@@ -55,6 +55,26 @@ export interface CniCallResult {
   readonly ms: number;
 }
 
+/** What AgentNode needs from a test: somewhere to register cleanups (tap's Test, or a benchmark's). */
+export type Teardown = Pick<Test, 'teardown'>;
+
+/** Cleanups for code outside tap (benchmarks): run them in reverse with {@link Cleanup.run}. */
+export class Cleanup implements Teardown {
+  private readonly fns: (() => unknown)[] = [];
+  teardown(fn: () => unknown): void {
+    this.fns.push(fn);
+  }
+  async run(): Promise<void> {
+    for (const fn of this.fns.reverse()) {
+      try {
+        await fn();
+      } catch {
+        // keep cleaning
+      }
+    }
+  }
+}
+
 export class AgentNode {
   readonly ns: string;
   readonly ovs: OvsDaemons;
@@ -68,10 +88,10 @@ export class AgentNode {
   readonly binDir: string;
   readonly confDir: string;
   private proc: ProcessHandle | undefined;
-  private readonly t: Test;
+  private readonly t: Teardown;
   private starts = 0;
 
-  private constructor(t: Test, ns: string, ovs: OvsDaemons, dir: string, opts: AgentNodeOptions) {
+  private constructor(t: Teardown, ns: string, ovs: OvsDaemons, dir: string, opts: AgentNodeOptions) {
     this.t = t;
     this.ns = ns;
     this.ovs = ovs;
@@ -87,11 +107,13 @@ export class AgentNode {
   }
 
   /** Builds the Node (namespace, uplink, OVS, plugin, configuration); the agent is not started. */
-  static async create(t: Test, opts: AgentNodeOptions = {}): Promise<AgentNode> {
-    const ovs = await tempOvs(t);
+  static async create(t: Teardown, opts: AgentNodeOptions = {}): Promise<AgentNode> {
+    // The env helpers only register teardowns.
+    const tt = t as Test;
+    const ovs = await tempOvs(tt);
     const ns = ovs.netns;
     if (ns === undefined) throw new Error('tempOvs gave no namespace');
-    const dir = shortTempDir(t, 'an');
+    const dir = shortTempDir(tt, 'an');
     const node = new AgentNode(t, ns, ovs, dir, opts);
     await runner.run('ip', ['-n', ns, 'link', 'add', 'uplink', 'type', 'veth', 'peer', 'name', 'uplink-peer']);
     await runner.run('ip', ['-n', ns, 'addr', 'add', `${node.nodeIP}/24`, 'dev', 'uplink']);
@@ -208,8 +230,8 @@ export class AgentNode {
   }
 
   /** A fresh Pod network namespace (removed at teardown). */
-  async podNetns(t: Test = this.t): Promise<string> {
-    return `/run/netns/${await tempNetns(t, 'pod-')}`;
+  async podNetns(t: Teardown = this.t): Promise<string> {
+    return `/run/netns/${await tempNetns(t as Test, 'pod-')}`;
   }
 
   /** The network configuration a runtime derives from the conflist for this plugin. */

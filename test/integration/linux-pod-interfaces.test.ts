@@ -47,10 +47,9 @@ t.test('configure, check, announce, remove', async (t) => {
     podNamespace: 'default',
     hostInterfaceName: 'web-abcdef',
     mtu: 1400,
-    ips,
-    routes,
-    dns: {},
     disableTxChecksumOffload: true,
+    // Still pending when configure starts, as while host-local runs.
+    addressing: new Promise((resolve) => setTimeout(() => resolve({ ips, routes, dns: {} }), 50)),
   });
   t.match(made.containerInterface.mac, /^[0-9a-f][26ae](:[0-9a-f]{2}){5}$/, 'a locally administered unicast MAC');
   const inside = (await runner.run('ip', ['-n', podNs, '-o', 'addr', 'show', 'eth0'])).stdout;
@@ -123,10 +122,8 @@ t.test('refusals leave nothing behind', async (t) => {
     podNamespace: 'default',
     hostInterfaceName: 'db-abcdef',
     mtu: 1500,
-    ips: [{ address: '10.20.0.6/24', gateway: '10.20.0.1' }],
-    routes: [],
-    dns: {},
     disableTxChecksumOffload: false,
+    addressing: Promise.resolve({ ips: [{ address: '10.20.0.6/24', gateway: '10.20.0.1' }], routes: [], dns: {} }),
   };
   await t.rejects(pods.configure({ ...req, netns: '/run/netns/nope-nope' }), { code: 'POD_NETNS_NOT_FOUND' });
   const notNs = join(shortTempDir(t), 'file');
@@ -144,11 +141,21 @@ t.test('refusals leave nothing behind', async (t) => {
   await runner.run('ip', ['-n', node, 'link', 'del', 'db-abcdef']);
 
   await t.rejects(
-    pods.configure({ ...req, routes: [{ dst: '198.51.100.0/24', gw: '203.0.113.1' }] }),
+    pods.configure({
+      ...req,
+      addressing: Promise.resolve({ ips: [], routes: [{ dst: '198.51.100.0/24', gw: '203.0.113.1' }], dns: {} }),
+    }),
     { code: 'POD_INTERFACE_FAILED' },
     'an unreachable gateway fails the route',
   );
   t.equal(await pods.hostInterface('db-abcdef'), undefined, 'and the failed veth was removed');
+  const ipamError = new Error('no addresses left');
+  await t.rejects(
+    pods.configure({ ...req, addressing: Promise.reject(ipamError) }),
+    ipamError,
+    'a failed addressing is rethrown as is',
+  );
+  t.equal(await pods.hostInterface('db-abcdef'), undefined, 'and the veth made meanwhile was removed');
   t.notMatch((await runner.run('ip', ['-n', podNs, '-o', 'link'])).stdout, /eth0/);
 });
 

@@ -21,6 +21,7 @@ import {
 } from '../../src/common/apis/cni/proto.ts';
 import { cniServiceDefinition, CniGrpcService } from '../../src/common/agent/cniserver/grpc.ts';
 import { GrpcCallError, GrpcStatus, grpcUnaryCall } from '../../src/common/cni/grpc-client.ts';
+import { encodeHeaders, HpackDecoder, huffmanCode, huffmanDecode } from '../../src/common/cni/hpack.ts';
 
 const args = {
   containerId: 'abc',
@@ -202,4 +203,59 @@ t.test('a @grpc/grpc-js client talks to our CNI gRPC service', async (t) => {
   (client as unknown as grpc.Client).close();
   ac.abort();
   await running;
+});
+
+t.test('HPACK: the Huffman table and RFC 7541 Appendix C examples', (t) => {
+  t.same(huffmanCode(0), { code: 0x1ff8, bits: 13 });
+  t.same(huffmanCode(48), { code: 0x0, bits: 5 }, "'0'");
+  t.same(huffmanCode(32), { code: 0x14, bits: 6 }, "' '");
+  t.same(huffmanCode(256), { code: 0x3fffffff, bits: 30 }, 'EOS');
+  const d = new HpackDecoder();
+  // C.4.1 and C.4.2: requests with Huffman-coded strings and the dynamic table.
+  t.same(d.decode(Buffer.from('828684418cf1e3c2e5f23a6ba0ab90f4ff', 'hex')), [
+    [':method', 'GET'],
+    [':scheme', 'http'],
+    [':path', '/'],
+    [':authority', 'www.example.com'],
+  ]);
+  t.same(d.decode(Buffer.from('828684be5886a8eb10649cbf', 'hex')), [
+    [':method', 'GET'],
+    [':scheme', 'http'],
+    [':path', '/'],
+    [':authority', 'www.example.com'],
+    ['cache-control', 'no-cache'],
+  ]);
+  t.same(
+    new HpackDecoder().decode(
+      encodeHeaders([
+        ['te', 'trailers'],
+        ['x', 'y'.repeat(200)],
+      ]),
+    ),
+    [
+      ['te', 'trailers'],
+      ['x', 'y'.repeat(200)],
+    ],
+  );
+  t.throws(() => huffmanDecode(Buffer.from([0x00])), { name: 'HpackError' }, 'padding that is not all ones');
+  t.throws(() => new HpackDecoder().decode(Buffer.from([0xff, 0x00])), { name: 'HpackError' }, 'index out of range');
+  t.end();
+});
+
+t.test('large requests and answers flow through HTTP/2 flow control', async (t) => {
+  const sock = tmpSocket(t);
+  const server = new grpc.Server();
+  server.addService(cniServiceDefinition(), {
+    CmdAdd: (call: grpc.ServerUnaryCall<CniCmdRequest, CniCmdResponse>, cb: grpc.sendUnaryData<CniCmdResponse>) =>
+      cb(null, { cniResult: Buffer.alloc(call.request.cniArgs.networkConfiguration.length, 0x62), error: undefined }),
+  });
+  await new Promise<void>((res, rej) =>
+    server.bindAsync(`unix:${sock}`, grpc.ServerCredentials.createInsecure(), (e) => (e === null ? res() : rej(e))),
+  );
+  t.teardown(() => server.forceShutdown());
+  for (const size of [0, 16_000, 70_000, 300_000]) {
+    const req = encodeCniCmdRequest({ cniArgs: { ...args, networkConfiguration: Buffer.alloc(size, 0x61) } });
+    const resp = decodeCniCmdResponse(await grpcUnaryCall(sock, cniMethodPath('CmdAdd'), req));
+    t.equal(resp.cniResult.length, size, `${size} bytes each way`);
+  }
 });

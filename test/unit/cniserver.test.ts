@@ -54,11 +54,12 @@ class FakePods implements PodInterfaceConfigurator {
     if (this.fail === 'configure') throw new PodInterfaceError('POD_INTERFACE_FAILED', 'injected');
     if (this.links.has(req.hostInterfaceName)) throw new PodInterfaceError('POD_INTERFACE_EXISTS', 'exists');
     const mac = `02:00:00:00:00:${(++this.seq).toString(16).padStart(2, '0')}`;
+    const addressing = await req.addressing;
     this.links.set(req.hostInterfaceName, {
       netns: req.netns,
       ifname: req.ifname,
       mac,
-      ips: req.ips.map((i) => i.address),
+      ips: addressing.ips.map((i) => i.address),
     });
     return {
       hostInterface: { name: req.hostInterfaceName, mac: '0a:00:00:00:00:01' },

@@ -22,13 +22,23 @@ export interface PodInterfaceRequest {
   /** The host-side name (the OVS port name), from {@link podHostInterfaceName}. */
   readonly hostInterfaceName: string;
   readonly mtu: number;
+  /** Turn TX checksum offload off on the container side (needed with OVS's userspace datapath). */
+  readonly disableTxChecksumOffload: boolean;
+  /**
+   * The Pod's addressing from IPAM. It may still be pending when `configure` is called, so the
+   * link can be made while IPAM runs (Linux does; an OS that needs the address to create the
+   * interface waits for it first). If it rejects, `configure` removes what it made and rejects
+   * with that same error.
+   */
+  readonly addressing: Promise<PodAddressing>;
+}
+
+export interface PodAddressing {
   /** The Pod's addresses (CIDR) with their gateways. */
   readonly ips: readonly CniIpConfig[];
   /** Routes to install in the Pod (the default route via the gateway included). */
   readonly routes: readonly CniRoute[];
   readonly dns: CniDns;
-  /** Turn TX checksum offload off on the container side (needed with OVS's userspace datapath). */
-  readonly disableTxChecksumOffload: boolean;
 }
 
 /** What {@link PodInterfaceConfigurator.configure} made. */
@@ -70,7 +80,8 @@ export interface PodInterfaceConfigurator {
   /**
    * Creates the Pod's interface: on Linux a veth pair named `hostInterfaceName` / `ifname` with the
    * container end moved into `netns`, MTU on both ends, a random locally administered MAC inside,
-   * the addresses and routes configured, both ends up. Throws PodInterfaceError:
+   * both ends up, then (once `addressing` resolves) the addresses and routes. Throws
+   * the addressing's own error when it rejects, otherwise PodInterfaceError:
    * POD_NETNS_NOT_FOUND when `netns` does not exist, POD_INTERFACE_EXISTS when `ifname` already
    * exists in the namespace or the host name is taken, POD_INTERFACE_FAILED otherwise. On failure
    * it leaves nothing behind. Not idempotent by design (the spec requires ADD to fail when the

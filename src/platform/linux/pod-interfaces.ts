@@ -85,6 +85,8 @@ export class LinuxPodInterfaces implements PodInterfaceConfigurator {
   }
 
   async configure(req: PodInterfaceRequest): Promise<PodInterface> {
+    // Awaited after the link exists; observe it now so an early rejection is not "unhandled".
+    req.addressing.catch(() => undefined);
     const pod = this.openPodNetlink(req.netns);
     let created = false;
     try {
@@ -116,8 +118,9 @@ export class LinuxPodInterfaces implements PodInterfaceConfigurator {
       await this.host.setLink(hostLink.index, { up: true });
       if (req.disableTxChecksumOffload) inNetns(req.netns, () => disableTxChecksum(req.ifname));
       await pod.setLink(podLink.index, { up: true });
-      for (const ip of req.ips) await pod.addAddress(podLink.index, ip.address);
-      for (const r of req.routes) {
+      const addressing = await req.addressing;
+      for (const ip of addressing.ips) await pod.addAddress(podLink.index, ip.address);
+      for (const r of addressing.routes) {
         await pod.addRoute({ dst: r.dst, oif: podLink.index, ...(r.gw === undefined ? {} : { gateway: r.gw }) });
       }
       return {
@@ -126,7 +129,15 @@ export class LinuxPodInterfaces implements PodInterfaceConfigurator {
       };
     } catch (err) {
       if (created) await this.deleteHostLink(req.hostInterfaceName);
-      if (err instanceof PodInterfaceError) throw err;
+      if (
+        err instanceof PodInterfaceError ||
+        (await req.addressing.then(
+          () => false,
+          (e: unknown) => e === err,
+        ))
+      ) {
+        throw err;
+      }
       throw podError('POD_INTERFACE_FAILED', `configuring ${req.ifname} in ${req.netns}: ${errorMessage(err)}`, err);
     } finally {
       pod.close();

@@ -396,20 +396,27 @@ export class CniServer {
 
     const ipamReq = this.ipamRequest(r, ctx);
     const done = { ipam: false, link: false, port: false, flows: false };
-    try {
-      const ipamResult = await this.o.ipam.add(ipamReq);
+    const steps: Record<string, number> = {};
+    let mark = this.clock.monotonic();
+    const step = (name: string): void => {
+      const now = this.clock.monotonic();
+      steps[name] = Math.round((now - mark) * 10) / 10;
+      mark = now;
+    };
+    // IPAM runs while the Pod's link is made (the link waits for the addresses only at the end).
+    const ipamDone = this.o.ipam.add(ipamReq).then((res) => {
       done.ipam = true;
+      step('ipamMs');
       this.crash.hit('cni-add-ipam-done');
-      if (ipamResult.ips.length === 0) throw new CniError('IPAM_FAILURE', 'host-local returned no IP address');
-
-      const draft = this.completeResult(
-        ipamResult,
-        r,
-        ctx,
-        { name: hostName, mac: '' },
-        { name: ifname, mac: '' },
-        mtu,
-      );
+      if (res.ips.length === 0) throw new CniError('IPAM_FAILURE', 'host-local returned no IP address');
+      return res;
+    });
+    const addressing = ipamDone.then((res) => {
+      const draft = this.completeResult(res, r, ctx, { name: hostName, mac: '' }, { name: ifname, mac: '' }, mtu);
+      return { ips: draft.ips, routes: this.podRoutes(draft), dns: draft.dns };
+    });
+    addressing.catch(() => undefined); // observed below; never an unhandled rejection
+    try {
       let link;
       try {
         link = await this.o.podInterfaces.configure({
@@ -420,13 +427,12 @@ export class CniServer {
           podNamespace: r.k8s.podNamespace,
           hostInterfaceName: hostName,
           mtu,
-          ips: draft.ips,
-          routes: this.podRoutes(draft),
-          dns: draft.dns,
           disableTxChecksumOffload:
             this.o.config.disableTXChecksumOffload || this.o.config.ovsDatapathType === 'netdev',
+          addressing,
         });
       } catch (err) {
+        if (err instanceof CniError) throw err; // IPAM's
         if (err instanceof PodInterfaceError && err.code === 'POD_NETNS_NOT_FOUND') {
           throw new CniError('INVALID_ENVIRONMENT_VARIABLES', `CNI_NETNS: ${err.message}`, { cause: err });
         }
@@ -434,7 +440,9 @@ export class CniServer {
           cause: err,
         });
       }
+      const ipamResult = await ipamDone;
       done.link = true;
+      step('interfaceMs');
       this.crash.hit('cni-add-interface-done');
       const result = this.completeResult(ipamResult, r, ctx, link.hostInterface, link.containerInterface, mtu);
 
@@ -459,6 +467,7 @@ export class CniServer {
         if (this.o.podInterfaces.ofportAssignment === 'immediate') {
           iface = { ...iface, ofport: await this.o.bridge.waitForOFPort(hostName) };
         }
+        step('portMs');
       } catch (err) {
         throw new CniError('CONFIG_INTERFACE_FAILURE', `Failed to connect the Pod to OVS: ${errorMessage(err)}`, {
           cause: err,
@@ -473,6 +482,7 @@ export class CniServer {
           });
         }
         done.flows = true;
+        step('flowsMs');
       }
       this.crash.hit('cni-add-flows-done');
       this.o.store.add(iface);
@@ -485,9 +495,12 @@ export class CniServer {
         port: hostName,
         ofport: iface.ofport,
         ips: iface.ips,
+        ...steps,
       });
       return this.encodeResult(result, r);
     } catch (err) {
+      // Let IPAM settle first, so a reservation made meanwhile is released too.
+      await ipamDone.catch(() => undefined);
       await this.rollback(pending, ipamReq, done);
       throw err;
     }
@@ -599,34 +612,36 @@ export class CniServer {
   private async del(r: Request, ctx: NodeNetworkContext): Promise<void> {
     const { containerId, ifname } = r.args;
     const stored = this.o.store.byContainer(containerId, ifname);
-    try {
+    const removeLink = async (): Promise<void> => {
       if (stored !== undefined) {
         await this.removeInterface(stored);
-      } else {
-        // Not in the store: an ADD that failed half-way or never ran. Clean what its names point to.
-        const pending = this.o.journal.get(containerId, ifname);
-        const hostName = pending?.hostInterfaceName ?? podHostInterfaceName(r.k8s.podName, containerId, ifname);
-        const owner = this.o.bridge.getPort(hostName)?.externalIds[EXT.containerId];
-        const ownedByOther = owner !== undefined && owner !== containerId;
-        const otherInStore = this.o.store.byName(hostName);
-        if (!ownedByOther && otherInStore === undefined) {
-          await this.podFlows?.uninstallPodFlows(hostName);
-          if (owner !== undefined) await this.o.bridge.deletePort(hostName);
-          await this.o.podInterfaces.remove({
-            containerId,
-            ifname,
-            hostInterfaceName: hostName,
-            ...(r.args.netns === '' ? {} : { netns: this.agentNetns(r.args.netns) }),
-          });
-        }
+        return;
       }
-    } catch (err) {
+      // Not in the store: an ADD that failed half-way or never ran. Clean what its names point to.
+      const pending = this.o.journal.get(containerId, ifname);
+      const hostName = pending?.hostInterfaceName ?? podHostInterfaceName(r.k8s.podName, containerId, ifname);
+      const owner = this.o.bridge.getPort(hostName)?.externalIds[EXT.containerId];
+      const ownedByOther = owner !== undefined && owner !== containerId;
+      if (ownedByOther || this.o.store.byName(hostName) !== undefined) return;
+      await this.podFlows?.uninstallPodFlows(hostName);
+      if (owner !== undefined) await this.o.bridge.deletePort(hostName);
+      await this.o.podInterfaces.remove({
+        containerId,
+        ifname,
+        hostInterfaceName: hostName,
+        ...(r.args.netns === '' ? {} : { netns: this.agentNetns(r.args.netns) }),
+      });
+    };
+    // The IP is released while the interface is taken down; both are attempted whatever happens.
+    const [link, ipam] = await Promise.allSettled([removeLink(), this.o.ipam.del(this.ipamRequest(r, ctx))]);
+    if (link.status === 'rejected') {
+      const err: unknown = link.reason;
       if (err instanceof CniError) throw err;
       throw new CniError('CONFIG_INTERFACE_FAILURE', `Failed to remove the Pod interface: ${errorMessage(err)}`, {
         cause: err,
       });
     }
-    await this.o.ipam.del(this.ipamRequest(r, ctx));
+    if (ipam.status === 'rejected') throw toCniError(ipam.reason);
     this.o.journal.commit(containerId, ifname);
     this.logger.info('Pod network removed', { containerId, ifname, hadInterface: stored !== undefined });
   }

@@ -100,7 +100,7 @@ export async function run(args: string[]): Promise<void> {
       return r.ms;
     };
     for (let i = 0; i < opts.pods; i++) {
-      const ours = async (): Promise<void> => void add.push(ms(await node.cni('ADD', pods[i]!)));
+      const ours = async (): Promise<void> => void add.push(ms(await node.cni('ADD', pods[i])));
       const base = async (): Promise<void> =>
         void addBase.push(
           await timeIt(() =>
@@ -111,7 +111,7 @@ export async function run(args: string[]): Promise<void> {
       else await base().then(ours);
     }
     for (let i = 0; i < opts.pods; i++) {
-      const ours = async (): Promise<void> => void del.push(ms(await node.cni('DEL', pods[i]!)));
+      const ours = async (): Promise<void> => void del.push(ms(await node.cni('DEL', pods[i])));
       const base = async (): Promise<void> =>
         void delBase.push(await timeIt(() => runner.run('sh', ['-c', `ip -n ${node.ns} link del b${i}`])));
       if (i % 2 === 0) await ours().then(base);

@@ -313,6 +313,46 @@ t.test('host-local delegation: command line, environment and configuration', asy
   );
 });
 
+t.test('STATUS and GC reach host-local only when it speaks 1.1.0', async (t) => {
+  const dir = tmp(t);
+  mkdirSync(join(dir, 'bin'));
+  writeFileSync(join(dir, 'bin', 'host-local'), '#!/bin/sh\n', { mode: 0o755 });
+  const network = parseNetworkConfig(
+    JSON.stringify({
+      cniVersion: '1.1.0',
+      name: 'antrea',
+      type: 'antrea',
+      ipam: { type: 'host-local' },
+      'cni.dev/valid-attachments': [{ containerID: 'c1', ifname: 'eth0' }],
+    }),
+  );
+  const req = {
+    containerId: '',
+    ifname: '',
+    netns: '',
+    args: '',
+    cniPath: join(dir, 'bin'),
+    network,
+    podCIDRs: ['10.10.1.0/24'],
+  };
+  for (const [versions, forwarded] of [
+    ['["0.4.0","1.0.0"]', false],
+    ['["1.0.0","1.1.0"]', true],
+  ] as const) {
+    const runner = new RecordingRunner().on(/./, { stdout: `{"supportedVersions":${versions}}` });
+    const ipam = new HostLocalIpam({ runner, pluginDirs: [], dataDir: dir });
+    await ipam.status(req);
+    t.equal(await ipam.gc(req), forwarded, `GC forwarded: ${forwarded}`);
+    const cmds = runner.inputs.filter((i) => i !== '{}');
+    t.equal(cmds.length, forwarded ? 2 : 0, forwarded ? 'STATUS and GC ran' : 'nothing ran but VERSION');
+    if (forwarded) {
+      t.same((JSON.parse(cmds[1]!) as Record<string, unknown>)['cni.dev/valid-attachments'], [
+        { containerID: 'c1', ifname: 'eth0' },
+      ]);
+    }
+  }
+});
+
 t.test('host-local reservations on disk', (t) => {
   const dir = tmp(t);
   const net = join(dir, 'antrea');

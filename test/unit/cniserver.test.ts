@@ -120,6 +120,16 @@ class FakeIpam implements IpamDriver {
     const has = [...this.held.values()].some((o) => o.containerId === req.containerId);
     return has ? Promise.resolve() : Promise.reject(new CniError('IPAM_FAILURE', 'no reservation'));
   }
+  statusCalls = 0;
+  gcCalls = 0;
+  status(): Promise<void> {
+    this.statusCalls++;
+    return Promise.resolve();
+  }
+  gc(): Promise<boolean> {
+    this.gcCalls++;
+    return Promise.resolve(true);
+  }
   reservations(): Reservation[] {
     return [...this.held].map(([ip, o]) => ({
       network: 'antrea',
@@ -422,6 +432,7 @@ t.test('GC removes what is not in the valid list', async (t) => {
     config: { 'cni.dev/valid-attachments': [{ containerID: 'c2', ifname: 'eth0' }] },
   });
   t.equal(gc.code, 0, gc.message);
+  t.equal(r.ipam.gcCalls, 1, 'GC is forwarded to IPAM');
   assertGone(t, r, 'c1');
   t.ok(r.store.byContainer('c2', 'eth0'), 'the valid attachment stays');
   t.same([...r.ipam.held.keys()], [r.store.byContainer('c2', 'eth0')!.ips[0]], 'only the valid IP stays reserved');
@@ -436,6 +447,7 @@ t.test('STATUS reports readiness and datapath health', async (t) => {
   r.server.setStoreReady(ctx);
   r.server.setNetworkReady();
   t.equal((await r.call('CmdStatus', { version: '1.1.0' })).code, 0);
+  t.equal(r.ipam.statusCalls, 1, 'STATUS is forwarded to IPAM');
   r.health.value = 'ovsdb-down';
   t.equal((await r.call('CmdStatus', { version: '1.1.0' })).code, ErrorCode.PLUGIN_NOT_AVAILABLE);
   r.health.value = 'datapath-down';

@@ -248,7 +248,7 @@ export class CniServer {
         await this.cmdGc(r);
         return new Uint8Array();
       case 'CmdStatus':
-        this.cmdStatus();
+        await this.cmdStatus(r);
         return new Uint8Array();
     }
   }
@@ -738,18 +738,32 @@ export class CniServer {
       } catch (err) {
         errors.push(`releasing reservations: ${errorMessage(err)}`);
       }
+      // And to the delegate, which may hold state beyond its reservation files.
+      try {
+        await this.o.ipam.gc(this.ipamRequest(r, ctx));
+      } catch (err) {
+        errors.push(`IPAM GC: ${errorMessage(err)}`);
+      }
     });
     if (errors.length > 0) throw new CniError('IO_FAILURE', `GC finished with errors: ${errors.join('; ')}`);
   }
 
-  private cmdStatus(): void {
-    if (!this.networkReadyLatch.opened) throw new CniError('PLUGIN_NOT_AVAILABLE', 'the agent is still initializing');
+  private async cmdStatus(r: Request): Promise<void> {
+    if (!this.networkReadyLatch.opened || this.ctx === undefined) {
+      throw new CniError('PLUGIN_NOT_AVAILABLE', 'the agent is still initializing');
+    }
     const health = this.o.health?.() ?? 'ok';
     if (health === 'ovsdb-down') {
       throw new CniError('PLUGIN_NOT_AVAILABLE', 'the agent has lost its connection to OVSDB');
     }
     if (health === 'datapath-down') {
       throw new CniError('LIMITED_CONNECTIVITY', 'ovs-vswitchd is not reachable: existing Pods may lose connectivity');
+    }
+    // The spec asks plugins to forward STATUS to their IPAM.
+    try {
+      await this.o.ipam.status(this.ipamRequest(r, this.ctx));
+    } catch (err) {
+      throw new CniError('PLUGIN_NOT_AVAILABLE', `IPAM is not available: ${errorMessage(err)}`, { cause: err });
     }
   }
 

@@ -55,6 +55,16 @@ export interface IpamDriver {
   del(req: IpamRequest): Promise<void>;
   /** Verifies the container still holds its reservation. Throws IPAM_FAILURE. */
   check(req: IpamRequest): Promise<void>;
+  /**
+   * Forwards STATUS to the delegate when it speaks spec 1.1.0 (older ones have no STATUS: then
+   * there is nothing to ask). Throws IPAM_FAILURE with the delegate's answer.
+   */
+  status(req: IpamRequest): Promise<void>;
+  /**
+   * Forwards GC (with the request's valid attachments) to the delegate when it speaks spec 1.1.0;
+   * resolves false when it does not (the caller's own reservation GC then does the work).
+   */
+  gc(req: IpamRequest): Promise<boolean>;
   /** Every reservation on disk. Read-only. */
   reservations(): Reservation[];
   /** Removes reservation files (GC). Absent files are ignored. */
@@ -150,10 +160,27 @@ export class HostLocalIpam implements IpamDriver {
     delete ipam['gateway'];
     ipam['ranges'] = req.podCIDRs.map((cidr) => [{ subnet: cidr, gateway: firstHostIp(cidr) }]);
     ipam['dataDir'] = this.opts.dataDir;
-    return JSON.stringify({ cniVersion: version, name: req.network.name, type: req.network.type, ipam });
+    const conf: Record<string, unknown> = { cniVersion: version, name: req.network.name, type: req.network.type, ipam };
+    if (req.network.validAttachments !== undefined) conf['cni.dev/valid-attachments'] = req.network.validAttachments;
+    return JSON.stringify(conf);
   }
 
-  private async exec(command: 'ADD' | 'DEL' | 'CHECK', req: IpamRequest): Promise<string> {
+  /** Whether the delegate found for this request speaks spec 1.1.0 (STATUS and GC). */
+  async speaksV11(cniPath: string): Promise<boolean> {
+    return (await this.supportedVersions(this.findPlugin(cniPath))).includes('1.1.0');
+  }
+
+  async status(req: IpamRequest): Promise<void> {
+    if (await this.speaksV11(req.cniPath)) await this.exec('STATUS', req);
+  }
+
+  async gc(req: IpamRequest): Promise<boolean> {
+    if (!(await this.speaksV11(req.cniPath))) return false;
+    await this.exec('GC', req);
+    return true;
+  }
+
+  private async exec(command: 'ADD' | 'DEL' | 'CHECK' | 'STATUS' | 'GC', req: IpamRequest): Promise<string> {
     if (req.podCIDRs.length === 0) throw new CniError('IPAM_FAILURE', 'the Node has no Pod CIDR');
     const bin = this.findPlugin(req.cniPath);
     const version = await this.negotiate(bin, req.network.cniVersion);

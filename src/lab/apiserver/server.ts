@@ -11,27 +11,23 @@ import { createServer as createHttpsServer } from 'node:https';
 import { isIP, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseAllDocuments, stringify as toYaml } from 'yaml';
+import { stringify as toYaml } from 'yaml';
 import { systemClock, type Clock } from '../../common/util/clock.ts';
-import { AntreaError, ValidationError } from '../../common/util/errors.ts';
+import { ValidationError } from '../../common/util/errors.ts';
 import { nullLogger, type Logger } from '../../common/util/log.ts';
 import type { Runnable } from '../../common/util/runnable.ts';
 import { aborted } from '../../common/util/runnable.ts';
-import { PodCidrAllocator, ServiceAllocator, ipv4ToInt } from './allocators.ts';
-import { RbacAuthorizer, TokenAuthority, type UserInfo } from './auth.ts';
-import { Controllers } from './controllers.ts';
-import { CRD_STORAGE, crdType } from './crd.ts';
+import { ServiceAllocator } from './allocators.ts';
+import { TokenAuthority, type UserInfo } from './auth.ts';
+import { bootstrapObjects, createApiCore } from './core.ts';
 import { ApiHandler } from './http.ts';
-import { builtinTypes } from './kinds.ts';
 import { Persistence } from './persistence.ts';
-import { certificateUsable, createServingPki, type Issuer } from './pki.ts';
-import { bootstrapPolicy } from './policy.ts';
-import { Registry } from './registry.ts';
-import { ResourceRegistry, storageKeyOf, type ResourceType, type StrategyContext } from './resources.ts';
-import { reviewTypes } from './reviews.ts';
+import { certificateUsable, createServingPki, type Issuer, type ServingPki } from './pki.ts';
+import type { Registry } from './registry.ts';
+import type { ResourceRegistry } from './resources.ts';
 import { ApiError } from './status.ts';
 import { ObjectStore } from './store.ts';
-import { clone, deepEqual, getPath, isObject, scalarString, type JsonObject } from './types.ts';
+import type { JsonObject } from './types.ts';
 
 /** The CRDs installed at start-up unless told otherwise. */
 export const DEFAULT_CRD_MANIFEST = fileURLToPath(new URL('../../../build/yamls/antrea-crds.yml', import.meta.url));
@@ -137,6 +133,41 @@ function writeAtomic(path: string, data: string, mode = 0o600): void {
   renameSync(tmp, path);
 }
 
+/** The CA and serving certificate: reused from `dir` while valid for the names, else created (and saved). */
+function loadOrCreatePki(
+  dir: string | undefined,
+  now: number,
+  sans: { dnsNames: string[]; ips: string[] },
+): ServingPki {
+  const file = (n: string): string | undefined => (dir === undefined ? undefined : join(dir, n));
+  const read = (n: string): string | undefined => {
+    const f = file(n);
+    return f !== undefined && existsSync(f) ? readFileSync(f, 'utf8') : undefined;
+  };
+  const caCert = read('ca.crt');
+  const caKey = read('ca.key');
+  const ca: Issuer | undefined =
+    caCert !== undefined && caKey !== undefined ? { certPem: caCert, keyPem: caKey } : undefined;
+  const cert = read('apiserver.crt');
+  const key = read('apiserver.key');
+  if (
+    ca !== undefined &&
+    cert !== undefined &&
+    key !== undefined &&
+    certificateUsable(cert, ca.certPem, now, sans.dnsNames, sans.ips)
+  ) {
+    return { ca, server: { certPem: cert, keyPem: key } };
+  }
+  const pki = createServingPki({ now, dnsNames: sans.dnsNames, ips: sans.ips, ...(ca === undefined ? {} : { ca }) });
+  if (dir !== undefined) {
+    writeAtomic(join(dir, 'ca.crt'), pki.ca.certPem, 0o644);
+    writeAtomic(join(dir, 'ca.key'), pki.ca.keyPem);
+    writeAtomic(join(dir, 'apiserver.crt'), pki.server.certPem, 0o644);
+    writeAtomic(join(dir, 'apiserver.key'), pki.server.keyPem);
+  }
+  return pki;
+}
+
 function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\./.test(host);
 }
@@ -164,37 +195,15 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
   // Objects.
   const persistence = dataDir === undefined ? undefined : new Persistence(join(dataDir, 'store'), logger);
   const loaded = persistence?.load();
-  const store = new ObjectStore({
-    ...(opts.watchHistorySize === undefined ? {} : { historyCapacity: opts.watchHistorySize }),
-  });
+  const store = new ObjectStore(opts.watchHistorySize === undefined ? {} : { historyCapacity: opts.watchHistorySize });
   if (loaded !== undefined) {
     for (const o of loaded.objects) store.restore(o.sk, o.key, o.obj, o.json);
     store.setRevision(loaded.rv, loaded.lastModified);
     logger.info('restored state', { objects: loaded.objects.length, resourceVersion: loaded.rv });
   }
 
-  // Allocators rebuilt from what is stored.
-  const services = new ServiceAllocator(opts.serviceCIDR ?? '10.96.0.0/12');
-  const nodeCidrs =
-    opts.clusterCIDR === undefined ? undefined : new PodCidrAllocator(opts.clusterCIDR, opts.nodeCIDRMaskSize ?? 24);
-  for (const e of store.type('/services').objects.values()) {
-    const spec = isObject(e.obj['spec']) ? e.obj['spec'] : {};
-    if (typeof spec['clusterIP'] === 'string' && spec['clusterIP'] !== 'None' && spec['clusterIP'] !== '')
-      services.allocateIP(spec['clusterIP']);
-    if (spec['type'] === 'NodePort' || spec['type'] === 'LoadBalancer') {
-      for (const p of Array.isArray(spec['ports']) ? spec['ports'] : []) {
-        if (isObject(p) && typeof p['nodePort'] === 'number') services.allocateNodePort(p['nodePort']);
-      }
-    }
-  }
-  if (nodeCidrs !== undefined) {
-    for (const e of store.type('/nodes').objects.values()) {
-      const cidrs = getPath(e.obj, ['spec', 'podCIDRs']);
-      if (Array.isArray(cidrs)) for (const c of cidrs) nodeCidrs.reserve(scalarString(c));
-    }
-  }
-
   // Credentials.
+  const serviceCIDR = opts.serviceCIDR ?? '10.96.0.0/12';
   const sans = {
     dnsNames: [
       'localhost',
@@ -208,77 +217,34 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
       ...new Set([
         '127.0.0.1',
         '::1',
-        services.firstIP,
+        new ServiceAllocator(serviceCIDR).firstIP,
         ...(isIP(advertise) !== 0 ? [advertise] : []),
         ...(isIP(host) !== 0 && host !== '0.0.0.0' && host !== '::' ? [host] : []),
         ...(opts.extraSANs ?? []).filter((s) => isIP(s) !== 0),
       ]),
     ],
   };
-  let pki: { ca: Issuer; server: Issuer } | undefined;
-  if (opts.insecureHttp !== true) {
-    const caPem = pkiDir === undefined ? undefined : join(pkiDir, 'ca.crt');
-    const ca: Issuer | undefined =
-      pkiDir !== undefined && caPem !== undefined && existsSync(caPem) && existsSync(join(pkiDir, 'ca.key'))
-        ? { certPem: readFileSync(caPem, 'utf8'), keyPem: readFileSync(join(pkiDir, 'ca.key'), 'utf8') }
-        : undefined;
-    const srvCrt = pkiDir === undefined ? undefined : join(pkiDir, 'apiserver.crt');
-    if (ca !== undefined && srvCrt !== undefined && existsSync(srvCrt) && pkiDir !== undefined) {
-      const cert = readFileSync(srvCrt, 'utf8');
-      if (certificateUsable(cert, ca.certPem, clock.now(), sans.dnsNames, sans.ips)) {
-        pki = { ca, server: { certPem: cert, keyPem: readFileSync(join(pkiDir, 'apiserver.key'), 'utf8') } };
-      }
-    }
-    if (pki === undefined) {
-      pki = createServingPki({
-        now: clock.now(),
-        dnsNames: sans.dnsNames,
-        ips: sans.ips,
-        ...(ca === undefined ? {} : { ca }),
-      });
-      if (pkiDir !== undefined) {
-        writeAtomic(join(pkiDir, 'ca.crt'), pki.ca.certPem, 0o644);
-        writeAtomic(join(pkiDir, 'ca.key'), pki.ca.keyPem);
-        writeAtomic(join(pkiDir, 'apiserver.crt'), pki.server.certPem, 0o644);
-        writeAtomic(join(pkiDir, 'apiserver.key'), pki.server.keyPem);
-      }
-    }
-  }
-  const saKey = loadOrCreate(pkiDir, 'sa.key', () => TokenAuthority.generateKeyPem());
+  const pki = opts.insecureHttp === true ? undefined : loadOrCreatePki(pkiDir, clock.now(), sans);
   const adminToken =
     opts.adminToken ?? loadOrCreate(pkiDir, 'admin.token', () => randomBytes(24).toString('base64url')).trim();
-  const issuer = 'https://kubernetes.default.svc.cluster.local';
-  const tokens = new TokenAuthority({ keyPem: saKey, issuer, audiences: [issuer], clock, store });
-  tokens.addStaticToken(adminToken, { name: 'kubernetes-admin', groups: ['system:masters', 'system:authenticated'] });
-  for (const s of opts.staticTokens ?? []) tokens.addStaticToken(s.token, s.user);
-  const authz = new RbacAuthorizer(store);
-
-  // Types and REST semantics.
-  const types = new ResourceRegistry();
-  for (const t of builtinTypes()) types.add(t);
-  types.add(crdType());
-  for (const t of reviewTypes(tokens, authz)) types.add(t);
-  const ctx: StrategyContext = {
-    clock,
-    lookup: (sk, key) => store.get(sk, key)?.obj,
-    services,
-    nodeCidrs,
-  };
-  const registry = new Registry(store, types, ctx, {
-    clock,
-    ...(opts.watchTimeoutSeconds === undefined
-      ? {}
-      : { watchTimeoutMs: [opts.watchTimeoutSeconds[0] * 1000, opts.watchTimeoutSeconds[1] * 1000] as const }),
-    ...(opts.bookmarkIntervalSeconds === undefined ? {} : { bookmarkIntervalMs: opts.bookmarkIntervalSeconds * 1000 }),
-    ...(opts.maxWatchBufferBytes === undefined ? {} : { maxWatchBufferBytes: opts.maxWatchBufferBytes }),
-  });
-  persistence?.attach(store);
-  const controllers = new Controllers(registry, types, {
+  const core = createApiCore({
     clock,
     logger,
-    ...(pki === undefined ? {} : { caPem: pki.ca.certPem }),
+    store,
+    serviceCIDR,
+    saKeyPem: loadOrCreate(pkiDir, 'sa.key', () => TokenAuthority.generateKeyPem()),
+    adminToken,
+    ...(opts.clusterCIDR === undefined ? {} : { clusterCIDR: opts.clusterCIDR }),
+    ...(opts.nodeCIDRMaskSize === undefined ? {} : { nodeCIDRMaskSize: opts.nodeCIDRMaskSize }),
+    ...(opts.staticTokens === undefined ? {} : { staticTokens: opts.staticTokens }),
+    ...(opts.watchTimeoutSeconds === undefined ? {} : { watchTimeoutSeconds: opts.watchTimeoutSeconds }),
+    ...(opts.bookmarkIntervalSeconds === undefined ? {} : { bookmarkIntervalSeconds: opts.bookmarkIntervalSeconds }),
+    ...(opts.maxWatchBufferBytes === undefined ? {} : { maxWatchBufferBytes: opts.maxWatchBufferBytes }),
     ...(opts.completePodDeletion === undefined ? {} : { completePodDeletion: opts.completePodDeletion }),
+    ...(pki === undefined ? {} : { caPem: pki.ca.certPem }),
   });
+  const { registry, types, tokens, authz, controllers } = core;
+  persistence?.attach(store);
   controllers.start();
 
   // HTTP(S).
@@ -325,7 +291,12 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
 
   // Bootstrap objects.
   try {
-    bootstrap(registry, types, services, advertise, port, [...(opts.crdManifests ?? [DEFAULT_CRD_MANIFEST])], logger);
+    bootstrapObjects(core, {
+      advertiseAddress: advertise,
+      port,
+      crdFiles: opts.crdManifests ?? [DEFAULT_CRD_MANIFEST],
+      logger,
+    });
     await controllers.idle();
   } catch (err) {
     server.close();
@@ -408,113 +379,6 @@ function kubeconfigYaml(server: string, caPem: string | undefined, token: string
     users: [{ name: user, user: { token } }],
     preferences: {},
   });
-}
-
-function typeOf(types: ResourceRegistry, group: string, resource: string): ResourceType {
-  const t = types.all().find((x) => x.group === group && x.resource === resource && x.virtual === undefined);
-  if (t === undefined) throw new AntreaError('APISERVER_BOOTSTRAP', `resource ${resource}.${group} is not served`);
-  return t;
-}
-
-function ensure(registry: Registry, t: ResourceType, ns: string | undefined, body: JsonObject): void {
-  const name = scalarString(getPath(body, ['metadata', 'name']));
-  if (registry.find(storageKeyOf(t), ns === undefined ? name : `${ns}/${name}`) !== undefined) return;
-  registry.create(t, ns, body);
-}
-
-/** Creates the objects a fresh cluster has; updates Antrea's CRDs when the manifests changed. */
-function bootstrap(
-  registry: Registry,
-  types: ResourceRegistry,
-  services: ServiceAllocator,
-  advertise: string,
-  port: number,
-  crdFiles: string[],
-  logger: Logger,
-): void {
-  const nsType = typeOf(types, '', 'namespaces');
-  for (const ns of ['default', 'kube-system', 'kube-public', 'kube-node-lease'])
-    ensure(registry, nsType, undefined, { metadata: { name: ns } });
-  for (const obj of bootstrapPolicy()) {
-    const kind = scalarString(obj['kind']);
-    ensure(
-      registry,
-      typeOf(types, 'rbac.authorization.k8s.io', kind === 'ClusterRole' ? 'clusterroles' : 'clusterrolebindings'),
-      undefined,
-      obj,
-    );
-  }
-  const svcType = typeOf(types, '', 'services');
-  const svc = registry.find('/services', 'default/kubernetes');
-  const ports = [{ name: 'https', port: 443, protocol: 'TCP', targetPort: port }];
-  if (svc === undefined) {
-    registry.create(svcType, 'default', {
-      metadata: { name: 'kubernetes', labels: { component: 'apiserver', provider: 'kubernetes' } },
-      spec: { type: 'ClusterIP', clusterIP: services.firstIP, ports, sessionAffinity: 'None' },
-    });
-  } else if (!deepEqual(getPath(svc.obj, ['spec', 'ports']), ports)) {
-    const next = clone(svc.obj);
-    (next['spec'] as JsonObject)['ports'] = ports;
-    registry.update(svcType, 'default', 'kubernetes', next);
-  }
-  if (ipv4ToInt(advertise) !== undefined) {
-    const esType = typeOf(types, 'discovery.k8s.io', 'endpointslices');
-    const want: JsonObject = {
-      metadata: {
-        name: 'kubernetes',
-        labels: {
-          'kubernetes.io/service-name': 'kubernetes',
-          'endpointslice.kubernetes.io/managed-by': 'kube-apiserver',
-        },
-      },
-      addressType: 'IPv4',
-      endpoints: [{ addresses: [advertise], conditions: { ready: true, serving: true, terminating: false } }],
-      ports: [{ name: 'https', port, protocol: 'TCP' }],
-    };
-    const es = registry.find('discovery.k8s.io/endpointslices', 'default/kubernetes');
-    if (es === undefined) registry.create(esType, 'default', want);
-    else if (!deepEqual(es.obj['endpoints'], want['endpoints']) || !deepEqual(es.obj['ports'], want['ports'])) {
-      registry.update(esType, 'default', 'kubernetes', {
-        ...clone(es.obj),
-        endpoints: want['endpoints'] ?? null,
-        ports: want['ports'] ?? null,
-      });
-    }
-  }
-  const crdT = typeOf(types, 'apiextensions.k8s.io', 'customresourcedefinitions');
-  for (const file of crdFiles) {
-    if (!existsSync(file)) throw new ValidationError('crdManifests', `${file} does not exist`);
-    const docs = parseAllDocuments(readFileSync(file, 'utf8'));
-    let n = 0;
-    for (const doc of docs) {
-      if (doc.errors.length > 0)
-        throw new ValidationError('crdManifests', `${file}: ${doc.errors[0]?.message ?? 'invalid YAML'}`);
-      const obj: unknown = doc.toJS({ maxAliasCount: 10_000 });
-      if (!isObject(obj) || obj['kind'] !== 'CustomResourceDefinition') continue;
-      const name = scalarString(getPath(obj, ['metadata', 'name']));
-      const cur = registry.find(CRD_STORAGE, name);
-      try {
-        if (cur === undefined) registry.create(crdT, undefined, obj);
-        else {
-          // An update that changes nothing is a no-op (no new resourceVersion, no event).
-          const labels = getPath(obj, ['metadata', 'labels']);
-          const metadata = {
-            ...clone(cur.obj.metadata),
-            ...(isObject(labels) ? { labels: labels as Record<string, string> } : {}),
-          };
-          registry.update(crdT, undefined, name, { ...clone(obj), metadata });
-        }
-      } catch (err) {
-        throw new AntreaError(
-          'APISERVER_BOOTSTRAP',
-          `${file}: CustomResourceDefinition ${name}: ${err instanceof Error ? err.message : String(err)}`,
-          { cause: err },
-        );
-      }
-      n++;
-    }
-    logger.debug('installed CRDs', { file, count: n });
-  }
 }
 
 /** The API server as a Runnable: serves until the signal aborts. */

@@ -186,9 +186,14 @@ export class ApiHandler {
     let size = 0;
     for await (const chunk of req as AsyncIterable<Buffer>) {
       size += chunk.length;
-      if (size > max) throw tooLarge('Request entity too large: limit is 3145728');
-      chunks.push(chunk);
+      // Past the limit the rest is read and dropped (so the client gets the 413), up to a bound.
+      if (size <= max) chunks.push(chunk);
+      else if (size > 4 * max) {
+        req.destroy();
+        break;
+      }
     }
+    if (size > max) throw tooLarge(`Request entity too large: limit is ${max}`);
     return Buffer.concat(chunks);
   }
 
@@ -433,6 +438,8 @@ export class ApiHandler {
     } else if (!t.verbs.includes(verb as never)) {
       throw methodNotAllowed('');
     }
+    if ((verb === 'update' || verb === 'patch') && name === undefined) throw methodNotAllowed('');
+    if (verb === 'create' && name !== undefined && subresource === undefined) throw methodNotAllowed('');
     const warnings: string[] = [];
     const now = this.d.clock.now();
     switch (verb) {

@@ -39,6 +39,7 @@ export interface ApiCoreOptions {
   readonly watchTimeoutSeconds?: readonly [number, number];
   readonly bookmarkIntervalSeconds?: number;
   readonly maxWatchBufferBytes?: number;
+  readonly watchFlushDelayMs?: number;
   readonly completePodDeletion?: boolean;
   /** The cluster CA published as kube-root-ca.crt in every namespace. */
   readonly caPem?: string;
@@ -106,6 +107,7 @@ export function createApiCore(o: ApiCoreOptions): ApiCore {
       : { watchTimeoutMs: [o.watchTimeoutSeconds[0] * 1000, o.watchTimeoutSeconds[1] * 1000] as const }),
     ...(o.bookmarkIntervalSeconds === undefined ? {} : { bookmarkIntervalMs: o.bookmarkIntervalSeconds * 1000 }),
     ...(o.maxWatchBufferBytes === undefined ? {} : { maxWatchBufferBytes: o.maxWatchBufferBytes }),
+    ...(o.watchFlushDelayMs === undefined ? {} : { watchFlushDelayMs: o.watchFlushDelayMs }),
   });
   const controllers = new Controllers(registry, types, {
     clock: o.clock,

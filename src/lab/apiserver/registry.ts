@@ -47,7 +47,7 @@ import {
   type KObject,
 } from './types.ts';
 import { validateObjectMeta } from './validation.ts';
-import { Watcher, type WatchEncoder, type WatchSink } from './watch.ts';
+import { FlushScheduler, Watcher, type WatchEncoder, type WatchSink } from './watch.ts';
 
 export type FieldValidation = 'Ignore' | 'Warn' | 'Strict';
 
@@ -108,6 +108,8 @@ export interface RegistryOptions {
   readonly continueTtlMs?: number;
   /** How long a read with a too-new resourceVersion waits before a 504. */
   readonly tooNewWaitMs?: number;
+  /** Batch watch output for this long before writing (0: once per event-loop turn). */
+  readonly watchFlushDelayMs?: number;
 }
 
 interface Snapshot {
@@ -141,7 +143,7 @@ function copyMeta(
 ): void {
   const v = from.metadata[key];
   if (v === undefined) deleteKey(to.metadata, key);
-  else (to.metadata as Record<string, unknown>)[key] = clone(v);
+  else (to.metadata as Record<string, unknown>)[key] = v; // stored objects are immutable: sharing is safe
 }
 
 function qualified(t: ResourceType): { group: string; resource: string } {
@@ -154,12 +156,14 @@ export class Registry {
   readonly ctx: StrategyContext;
   private readonly opts: RegistryOptions;
   private readonly snapshots = new Map<string, Snapshot>();
+  private readonly flusher: FlushScheduler;
 
   constructor(store: ObjectStore, types: ResourceRegistry, ctx: StrategyContext, opts: RegistryOptions) {
     this.store = store;
     this.types = types;
     this.ctx = ctx;
     this.opts = opts;
+    this.flusher = new FlushScheduler(opts.watchFlushDelayMs ?? 0);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -358,6 +362,7 @@ export class Registry {
         : {}),
       ...(this.opts.maxWatchBufferBytes === undefined ? {} : { maxBufferedBytes: this.opts.maxWatchBufferBytes }),
       onClose: (x) => ts.watchers.delete(x),
+      scheduler: this.flusher,
     });
     const initial = o.sendInitialEvents ?? (want === undefined || want === 0);
     if (want !== undefined && want !== 0 && o.sendInitialEvents !== true) {
@@ -448,14 +453,21 @@ export class Registry {
     }
   }
 
-  private validateAll(t: ResourceType, obj: KObject, old: KObject | undefined, schemaErrs: FieldError[]): void {
+  private validateAll(
+    t: ResourceType,
+    obj: KObject,
+    old: KObject | undefined,
+    schemaErrs: FieldError[],
+    statusWrite = false,
+  ): void {
     const errs: FieldError[] = validateObjectMeta(obj.metadata, {
       nameRule: t.strategy.nameRule,
       namespaced: t.namespaced,
       creating: old === undefined,
     });
     errs.push(...(t.strategy.validate?.(obj, this.ctx) ?? []));
-    if (old !== undefined) errs.push(...(t.strategy.validateUpdate?.(obj, old, this.ctx) ?? []));
+    // A /status write cannot change what validateUpdate guards (the spec comes from the old object).
+    if (old !== undefined && !statusWrite) errs.push(...(t.strategy.validateUpdate?.(obj, old, this.ctx) ?? []));
     errs.push(...schemaErrs);
     if (errs.length > 0) throw invalid(t.kind, t.group, obj.metadata.name ?? obj.metadata.generateName ?? '', errs);
   }
@@ -579,7 +591,7 @@ export class Registry {
         obj = incoming;
         for (const k of t.strategy.statusKeepsOld ?? ['spec']) {
           if (old[k] === undefined) deleteKey(obj, k);
-          else obj[k] = clone(old[k]);
+          else obj[k] = old[k]; // shared with the stored object, which is never mutated
         }
         copyMeta(obj, old, 'ownerReferences');
       }
@@ -624,7 +636,7 @@ export class Registry {
       const g = typeof old.metadata.generation === 'number' ? old.metadata.generation : 1;
       m.generation = deepEqual(genOf(obj), genOf(old)) ? g : g + 1;
     } else delete m.generation;
-    this.validateAll(t, obj, old, schemaErrs);
+    this.validateAll(t, obj, old, schemaErrs, o.subresource === 'status');
     copyMeta(obj, old, 'resourceVersion');
     const sk = storageKeyOf(t);
     const key = objectKey(m.namespace, m.name ?? '');
@@ -633,7 +645,7 @@ export class Registry {
     if (deepEqual(obj, old) && !finishing) return cur;
     if (o.dryRun === true) return { obj, json: JSON.stringify(obj), rv: cur.rv };
     if (finishing) return this.remove(t, sk, key, obj);
-    t.strategy.allocate?.(obj, old, this.ctx);
+    if (o.subresource === undefined) t.strategy.allocate?.(obj, old, this.ctx);
     const entry = this.store.update(sk, key, obj);
     t.strategy.afterUpdate?.(obj, old, this.ctx);
     return entry;

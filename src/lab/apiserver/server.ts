@@ -67,6 +67,8 @@ export interface ApiServerOptions {
   readonly bookmarkIntervalSeconds?: number;
   /** A watcher with more than this many bytes waiting is cut off (default 16 MiB). */
   readonly maxWatchBufferBytes?: number;
+  /** Batch watch output for this long before writing it (default 0: once per event-loop turn). */
+  readonly watchFlushDelayMs?: number;
   /** Remove Pods whose deletion grace period has passed (default true). */
   readonly completePodDeletion?: boolean;
 }
@@ -240,6 +242,7 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
     ...(opts.watchTimeoutSeconds === undefined ? {} : { watchTimeoutSeconds: opts.watchTimeoutSeconds }),
     ...(opts.bookmarkIntervalSeconds === undefined ? {} : { bookmarkIntervalSeconds: opts.bookmarkIntervalSeconds }),
     ...(opts.maxWatchBufferBytes === undefined ? {} : { maxWatchBufferBytes: opts.maxWatchBufferBytes }),
+    ...(opts.watchFlushDelayMs === undefined ? {} : { watchFlushDelayMs: opts.watchFlushDelayMs }),
     ...(opts.completePodDeletion === undefined ? {} : { completePodDeletion: opts.completePodDeletion }),
     ...(pki === undefined ? {} : { caPem: pki.ca.certPem }),
   });

@@ -13,6 +13,8 @@ import type { JsonObject, KObject } from './types.ts';
 /** The part of an HTTP response a watcher writes to. */
 export interface WatchSink {
   write(chunk: Buffer): boolean;
+  /** Writes several buffers as one unit (lets the sink frame and copy them once). */
+  writeAll?(parts: readonly Buffer[], total: number): boolean;
   end(): void;
   readonly writableLength: number;
   once(event: 'drain', listener: () => void): unknown;
@@ -37,24 +39,39 @@ export interface WatcherOptions {
   readonly currentRevision: () => number;
   readonly maxBufferedBytes?: number;
   readonly onClose: (w: Watcher, reason: WatchCloseReason) => void;
+  /** Shared flush scheduler (default: once per event-loop turn). */
+  readonly scheduler?: FlushScheduler;
 }
 
-const scheduler = {
-  dirty: new Set<Watcher>(),
-  scheduled: false,
+/**
+ * Flushes the output of many watchers together: once per event-loop turn, or after `delayMs` when
+ * set (a short delay batches more events per write under load, at that much added latency).
+ */
+export class FlushScheduler {
+  private readonly delayMs: number;
+  private readonly dirty = new Set<Watcher>();
+  private scheduled = false;
+
+  constructor(delayMs = 0) {
+    this.delayMs = delayMs;
+  }
+
   mark(w: Watcher): void {
     this.dirty.add(w);
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => {
-        this.scheduled = false;
-        const list = [...this.dirty];
-        this.dirty.clear();
-        for (const x of list) x.flush();
-      });
-    }
-  },
-};
+    if (this.scheduled) return;
+    this.scheduled = true;
+    const run = (): void => {
+      this.scheduled = false;
+      const list = [...this.dirty];
+      this.dirty.clear();
+      for (const x of list) x.flush();
+    };
+    if (this.delayMs > 0) setTimeout(run, this.delayMs);
+    else setImmediate(run);
+  }
+}
+
+const defaultScheduler = new FlushScheduler();
 
 export class Watcher {
   private readonly opts: WatcherOptions;
@@ -145,7 +162,7 @@ export class Watcher {
       this.terminate('slow');
       return;
     }
-    scheduler.mark(this);
+    (this.opts.scheduler ?? defaultScheduler).mark(this);
   }
 
   /** Writes what is pending (called by the shared scheduler). */
@@ -178,7 +195,7 @@ export class Watcher {
     this.opts.onClose(this, reason);
     this.endAfterFlush = true;
     if (this.pending.length === 0 && !this.blocked) this.finish();
-    else scheduler.mark(this);
+    else (this.opts.scheduler ?? defaultScheduler).mark(this);
   }
 
   /** Drops what is pending and ends the stream (a client that does not keep up). */

@@ -49,7 +49,7 @@ t.test('JSONPath of printer columns, including filters', (t) => {
   t.same(printer.row(obj, Date.parse('2026-01-01T00:02:00Z')), [
     'n1',
     'False',
-    '120s',
+    '2m',
     '["10.10.0.0/24","fd00::/64"]',
     null,
   ]);

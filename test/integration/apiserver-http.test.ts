@@ -23,11 +23,12 @@ interface ReqOptions {
   readonly accept?: string;
   /** undefined: the admin token; null: none. */
   readonly token?: string | null;
+  readonly headers?: Record<string, string>;
 }
 
 function call(s: ApiServer, method: string, path: string, o: ReqOptions = {}): Promise<Res> {
   const url = new URL(path, s.url);
-  const headers: Record<string, string> = {};
+  const headers: Record<string, string> = { ...o.headers };
   const token = o.token === undefined ? s.adminToken : o.token;
   if (token !== null) headers['Authorization'] = `Bearer ${token}`;
   if (o.accept !== undefined) headers['Accept'] = o.accept;
@@ -180,6 +181,26 @@ t.test('RBAC: a ServiceAccount token is refused until a binding allows it', asyn
     'reviews need their own permission',
   );
   t.equal((await call(s, 'POST', '/api/v1/namespaces/default/serviceaccounts/nobody/token', { body: {} })).status, 404);
+  const impersonated = await call(s, 'GET', '/api/v1/namespaces/default/pods', {
+    headers: { 'Impersonate-User': 'system:serviceaccount:default:bot' },
+  });
+  t.equal(impersonated.status, 200, 'the admin may impersonate the ServiceAccount');
+  const asBot = await call(s, 'GET', '/api/v1/namespaces/default/secrets', {
+    headers: { 'Impersonate-User': 'system:serviceaccount:default:bot' },
+  });
+  t.match(asBot.json(), {
+    code: 403,
+    message: /User "system:serviceaccount:default:bot" cannot list resource "secrets"/,
+  });
+  const botImpersonates = await call(s, 'GET', '/api/v1/namespaces/default/pods', {
+    token,
+    headers: { 'Impersonate-User': 'admin' },
+  });
+  t.match(botImpersonates.json(), {
+    code: 403,
+    message:
+      'users "admin" is forbidden: User "system:serviceaccount:default:bot" cannot impersonate resource "users" in API group "" at the cluster scope',
+  });
 });
 
 t.test('discovery documents and the OpenAPI v2 stub', async (t) => {

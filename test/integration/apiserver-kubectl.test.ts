@@ -294,6 +294,28 @@ for (const bin of found.binaries) {
       /The Tier "bad" is invalid: spec\.priority: Invalid value: 300: spec\.priority in body should be less than or equal to 255/,
     );
     t.match((await k.run(['auth', 'can-i', 'delete', 'nodes'])).stdout, /^yes$/m);
+    // Antrea's RBAC, checked the way a user would: impersonating its ServiceAccounts.
+    const rbac = (await k.run(['apply', '-f', new URL('../../build/yamls/antrea-rbac.yml', import.meta.url).pathname]))
+      .stdout;
+    t.match(rbac, /^clusterrole\.rbac\.authorization\.k8s\.io\/antrea-agent created$/m);
+    const canI = async (as: string, ...what: string[]): Promise<string> =>
+      (
+        await k.run(['auth', 'can-i', ...what, `--as=system:serviceaccount:kube-system:${as}`], { fail: true })
+      ).stdout.trim();
+    t.equal(await canI('antrea-agent', 'watch', 'pods', '--all-namespaces'), 'yes');
+    t.equal(await canI('antrea-agent', 'delete', 'pods', '-n', 'default'), 'no');
+    t.equal(await canI('antrea-agent', 'update', 'antreaagentinfos.crd.antrea.io'), 'yes');
+    t.equal(await canI('antrea-agent', 'create', 'antreaagentinfos.crd.antrea.io'), 'no');
+    t.equal(await canI('antrea-controller', 'create', 'tokenreviews.authentication.k8s.io'), 'yes');
+    t.equal(await canI('antctl', 'create', 'pods', '-n', 'default'), 'no');
+    const asAgent = await k.run(
+      ['get', 'secrets', '-n', 'kube-system', '--as=system:serviceaccount:kube-system:antrea-agent'],
+      { fail: true },
+    );
+    t.match(
+      asAgent.stderr,
+      /Error from server \(Forbidden\): secrets is forbidden: User "system:serviceaccount:kube-system:antrea-agent" cannot list resource "secrets" in API group "" in the namespace "kube-system"/,
+    );
     t.match(
       (await k.run(['api-resources'])).stdout,
       /^clusternetworkpolicies\s+acnp\s+crd\.antrea\.io\/v1beta1\s+false\s+ClusterNetworkPolicy$/m,

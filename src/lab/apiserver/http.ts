@@ -235,6 +235,60 @@ export class ApiHandler {
     return user;
   }
 
+  /**
+   * Impersonation headers (`kubectl --as/--as-group`): the caller must be allowed to `impersonate` the
+   * user (or ServiceAccount), each group, the uid and each extra key; the request then runs as them.
+   */
+  private impersonate(req: IncomingMessage, caller: UserInfo): UserInfo {
+    const h = req.headers;
+    const one = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
+    const list = (v: string | string[] | undefined): string[] =>
+      (Array.isArray(v) ? v : v === undefined ? [] : [v])
+        .flatMap((x) => x.split(','))
+        .map((x) => x.trim())
+        .filter((x) => x !== '');
+    const name = one(h['impersonate-user']);
+    const groups = list(h['impersonate-group']);
+    const extraKeys = Object.keys(h).filter((k) => k.startsWith('impersonate-extra-'));
+    if (name === undefined) {
+      if (groups.length > 0 || extraKeys.length > 0)
+        throw badRequest('requested impersonation of groups or extras without a user');
+      return caller;
+    }
+    const check = (resource: string, objName: string, group = '', namespace?: string): void =>
+      this.authorize(
+        {
+          user: caller,
+          verb: 'impersonate',
+          resourceRequest: true,
+          apiGroup: group,
+          resource,
+          name: objName,
+          ...(namespace === undefined ? {} : { namespace }),
+        },
+        { group, resource },
+      );
+    const sa = /^system:serviceaccount:([^:]+):([^:]+)$/.exec(name);
+    if (sa !== null) check('serviceaccounts', sa[2] ?? '', '', sa[1]);
+    else check('users', name);
+    for (const g of groups) check('groups', g);
+    const uid = one(h['impersonate-uid']);
+    if (uid !== undefined) check('uids', uid, 'authentication.k8s.io');
+    const extra: Record<string, string[]> = {};
+    for (const k of extraKeys) {
+      const key = decodeURIComponent(k.slice('impersonate-extra-'.length));
+      extra[key] = list(h[k]);
+      for (const v of extra[key]) check(`userextras/${key}`, v, 'authentication.k8s.io');
+    }
+    const base = sa === null ? [] : ['system:serviceaccounts', `system:serviceaccounts:${sa[1] ?? ''}`];
+    return {
+      name,
+      groups: [...new Set([...base, ...groups, ...(name === 'system:anonymous' ? [] : ['system:authenticated'])])],
+      ...(uid === undefined ? {} : { uid }),
+      ...(extraKeys.length === 0 ? {} : { extra }),
+    };
+  }
+
   private authorize(a: RequestAttributes, q2: Qualified | undefined): void {
     const d = this.d.authz.authorize(a);
     if (d.allowed) return;
@@ -261,7 +315,7 @@ export class ApiHandler {
       .filter((s) => s !== '')
       .map((s) => decodeURIComponent(s));
     const method = (req.method ?? 'GET').toUpperCase();
-    const user = this.authenticate(req, path);
+    const user = this.impersonate(req, this.authenticate(req, path));
     const route = this.route(segs);
     if (route === undefined) {
       const verb = method === 'HEAD' ? 'get' : method.toLowerCase();

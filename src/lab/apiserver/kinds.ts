@@ -699,6 +699,7 @@ const events = builtin({
     type: EVENT_FIELD(['type']),
   },
   strategy: {
+    allowCreateOnUpdate: true,
     validate(o) {
       if (!isObject(o['involvedObject'])) return [fieldErr.required('involvedObject')];
       const ns = getPath(o, ['involvedObject', 'namespace']);
@@ -775,6 +776,7 @@ const leases = builtin({
   kind: 'Lease',
   namespaced: true,
   strategy: {
+    allowCreateOnUpdate: true,
     validate(o) {
       const d = getPath(o, ['spec', 'leaseDurationSeconds']);
       return d !== undefined && (typeof d !== 'number' || d <= 0)

@@ -546,11 +546,7 @@ export class Registry {
     }
     obj.metadata.name = name;
     if (cur === undefined) {
-      if (
-        o.subresource === undefined &&
-        (t.kind === 'Lease' || t.kind === 'Event') &&
-        t.group !== 'apiextensions.k8s.io'
-      ) {
+      if (o.subresource === undefined && t.strategy.allowCreateOnUpdate === true) {
         delete obj.metadata.resourceVersion;
         return { entry: this.create(t, ns, obj, o), created: true };
       }

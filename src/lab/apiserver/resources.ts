@@ -46,6 +46,8 @@ export interface Strategy {
   readonly statusSubresource: boolean;
   /** PUT without metadata.resourceVersion is allowed (custom resources say no: 422). */
   readonly allowUnconditionalUpdate: boolean;
+  /** PUT of an absent object creates it (Leases and Events, as in kube-apiserver). */
+  readonly allowCreateOnUpdate?: boolean;
   /** What part of the object bumps metadata.generation when it changes; undefined = no generation. */
   readonly generationOf?: (obj: KObject) => unknown;
   /** Defaults and server-owned fields on create (status already dropped when it is a subresource). */

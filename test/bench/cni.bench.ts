@@ -121,6 +121,17 @@ export async function run(args: string[]): Promise<void> {
       .map((m) => Number(m[1]))
       .slice(-opts.pods);
 
+    const steps: Record<string, number[]> = {};
+    for (const line of node.log().split('\n')) {
+      if (!line.includes('"Pod network configured"')) continue;
+      const rec = JSON.parse(line) as Record<string, unknown>;
+      for (const k of ['ipamMs', 'interfaceMs', 'portMs', 'ofportMs', 'flowsMs']) {
+        if (typeof rec[k] === 'number') (steps[k] ??= []).push(rec[k]);
+      }
+    }
+    const stepP50 = Object.fromEntries(
+      Object.entries(steps).map(([k, v]) => [k.replace(/Ms$/, '_p50_ms'), round(percentile(v.slice(-opts.pods), 50))]),
+    );
     const a = stats(add);
     const ab = stats(addBase);
     emit({
@@ -129,6 +140,7 @@ export async function run(args: string[]): Promise<void> {
       pods: opts.pods,
       ...a,
       agent_p50_ms: round(percentile(agentAdd, 50)),
+      agent_steps: stepP50,
       baseline: { what: 'ip: veth into the netns, address, up', ...ab },
       ratio: round(ab.p50_ms / a.p50_ms, 3),
       goal: 'ratio >= 0.333 (ADD p50 within 3x of the baseline)',

@@ -463,11 +463,12 @@ export class CniServer {
       try {
         await this.o.bridge.createPort(containerPortSpec(iface, this.o.podInterfaces.ovsPortType));
         done.port = true;
+        step('portMs');
         this.crash.hit('cni-add-port-done');
         if (this.o.podInterfaces.ofportAssignment === 'immediate') {
           iface = { ...iface, ofport: await this.o.bridge.waitForOFPort(hostName) };
         }
-        step('portMs');
+        step('ofportMs');
       } catch (err) {
         throw new CniError('CONFIG_INTERFACE_FAILURE', `Failed to connect the Pod to OVS: ${errorMessage(err)}`, {
           cause: err,

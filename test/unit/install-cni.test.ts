@@ -34,6 +34,11 @@ exec '/opt/node' '/src/it'\\''s/antrea-cni.ts' "$@"
     cniVersions: ['1.0.0', '1.1.0'],
     plugins: [{ type: 'antrea', ipam: { type: 'host-local' } }],
   });
+  t.same((JSON.parse(antreaConflist({ dnsCapability: true })) as { plugins: unknown[] }).plugins[0], {
+    type: 'antrea',
+    ipam: { type: 'host-local' },
+    capabilities: { dns: true },
+  });
   t.same(JSON.parse(antreaConflist({ cniVersion: '0.3.0', chainPortmap: true, chainBandwidth: true })), {
     cniVersion: '0.3.0',
     name: 'antrea',

@@ -34,6 +34,8 @@ export interface InstallCniOptions {
   /** Chain portmap and bandwidth after antrea, as Antrea's conflist can. */
   readonly chainPortmap?: boolean;
   readonly chainBandwidth?: boolean;
+  /** Declare the `dns` capability on the antrea plugin (Antrea's Windows conflist does). */
+  readonly dnsCapability?: boolean;
   /** Copy these plugins from `copyFrom` into binDir (e.g. loopback, host-local, portmap). */
   readonly copyPlugins?: readonly string[];
   readonly copyFrom?: string;
@@ -69,10 +71,12 @@ export function pluginLauncher(
 
 /** The conflist (cniVersion 1.0.0 by default, also offering 1.1.0 to runtimes that know it). */
 export function antreaConflist(
-  o: Pick<InstallCniOptions, 'cniVersion' | 'networkName' | 'chainPortmap' | 'chainBandwidth'>,
+  o: Pick<InstallCniOptions, 'cniVersion' | 'networkName' | 'chainPortmap' | 'chainBandwidth' | 'dnsCapability'>,
 ): string {
   const version = o.cniVersion ?? '1.0.0';
-  const plugins: Record<string, unknown>[] = [{ type: PLUGIN_NAME, ipam: { type: 'host-local' } }];
+  const antrea: Record<string, unknown> = { type: PLUGIN_NAME, ipam: { type: 'host-local' } };
+  if (o.dnsCapability === true) antrea['capabilities'] = { dns: true };
+  const plugins: Record<string, unknown>[] = [antrea];
   if (o.chainPortmap === true) plugins.push({ type: 'portmap', capabilities: { portMappings: true } });
   if (o.chainBandwidth === true) plugins.push({ type: 'bandwidth', capabilities: { bandwidth: true } });
   const conf: Record<string, unknown> = { cniVersion: version, name: o.networkName ?? 'antrea' };

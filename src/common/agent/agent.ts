@@ -151,13 +151,17 @@ export class Agent implements Runnable {
       await Promise.race([aborted(inner.signal), served]);
       inner.abort();
       await server.drain();
+    } catch (err) {
+      // Stopped during start-up: a clean stop, not a failure.
+      if (!signal.aborted) throw err;
+      this.logger.info('stopped during start-up', { reason: String(signal.reason) });
     } finally {
       signal.removeEventListener('abort', stop);
       inner.abort();
       await Promise.allSettled(tasks);
       await ovsdb.close();
     }
-    // A failed listener surfaces here.
-    for (const t of tasks) await t;
+    // A failed listener surfaces here (unless we were asked to stop).
+    if (!signal.aborted) for (const t of tasks) await t;
   }
 }

@@ -50,7 +50,9 @@ import { type Logger, nullLogger } from '../../util/log.ts';
 import type { AgentConfig } from '../config.ts';
 import {
   type ContainerInfo,
+  containerKey,
   containerPortSpec,
+  interfaceKey,
   EXT,
   type InterfaceConfig,
   type InterfaceStore,
@@ -543,7 +545,7 @@ export class CniServer {
         this.logger.error('rollback step failed', { step: what, containerId: p.containerId, err });
       }
     }
-    this.o.store.delete(`c/${p.containerId}/${p.ifname}`);
+    this.o.store.delete(containerKey(p.containerId, p.ifname));
     // A failed step keeps the record, so the next start-up retries the rollback.
     if (clean) this.o.journal.commit(p.containerId, p.ifname);
   }
@@ -607,7 +609,7 @@ export class CniServer {
       hostInterfaceName: i.name,
       ...(i.container?.netns === undefined ? {} : { netns: this.agentNetns(i.container.netns) }),
     });
-    this.o.store.delete(`c/${i.container?.containerId ?? ''}/${i.container?.ifDev ?? ''}`);
+    this.o.store.delete(interfaceKey(i));
   }
 
   private async del(r: Request, ctx: NodeNetworkContext): Promise<void> {

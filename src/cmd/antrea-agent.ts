@@ -8,7 +8,8 @@
  *
  * The Node's name defaults to $NODE_NAME (as in Antrea's DaemonSet), then the host name. Pod CIDRs
  * and Node IPs come from the flags (a static Node config source) until the Kubernetes-backed source
- * is wired. Set ANTREA_CRASH_POINT to kill the agent at a named step (fault-injection tests).
+ * is wired; NetworkPolicies come from --policy-file (JSON controlplane objects, re-read on change)
+ * until the controller connection is wired (without it no policy is enforced). Set ANTREA_CRASH_POINT to kill the agent at a named step (fault-injection tests).
  */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -16,6 +17,8 @@ import { parseArgs } from 'node:util';
 import { Agent } from '../common/agent/agent.ts';
 import { type AgentConfig, ConfigError, defaultAgentConfig, parseAgentConfig } from '../common/agent/config.ts';
 import { StaticNodeConfigSource } from '../common/agent/node-config.ts';
+import type { PolicyEventHandler } from '../common/agent/networkpolicy/controller.ts';
+import { FilePolicySource } from '../common/agent/networkpolicy/file-source.ts';
 import type { PlatformStrategy } from '../common/host/platform.ts';
 import { crashPointsFromEnv } from '../common/util/crash.ts';
 import { errorMessage, isAntreaError } from '../common/util/errors.ts';
@@ -24,7 +27,7 @@ import { createLogger, type Logger, parseLogLevel } from '../common/util/log.ts'
 import { createLinuxPlatform } from '../platform/linux/platform.ts';
 
 export const USAGE = `usage: antrea-agent --config FILE [--node-name NAME] [--pod-cidr CIDR]... [--node-ip IP]...
-                    [--log-level LEVEL] [--log-format json|text]`;
+                    [--log-level LEVEL] [--log-format json|text] [--policy-file FILE]`;
 
 function createPlatform(logger: Logger): PlatformStrategy {
   if (process.platform === 'linux') return createLinuxPlatform({ logger });
@@ -38,6 +41,8 @@ export interface ParsedFlags {
   readonly nodeIPs: string[];
   readonly logLevel: string;
   readonly logFormat: 'json' | 'text';
+  /** This Node's controlplane objects from a file (until the controller connection is wired). */
+  readonly policyFile: string | undefined;
 }
 
 export function parseFlags(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): ParsedFlags {
@@ -50,6 +55,7 @@ export function parseFlags(argv: readonly string[], env: Readonly<Record<string,
       'node-ip': { type: 'string', multiple: true },
       'log-level': { type: 'string' },
       'log-format': { type: 'string' },
+      'policy-file': { type: 'string' },
       help: { type: 'boolean' },
     },
     strict: true,
@@ -66,6 +72,7 @@ export function parseFlags(argv: readonly string[], env: Readonly<Record<string,
     nodeIPs: values['node-ip'] ?? [],
     logLevel: values['log-level'] ?? 'info',
     logFormat: format,
+    policyFile: values['policy-file'],
   };
 }
 
@@ -94,6 +101,12 @@ export async function runAgent(argv: readonly string[], signal: AbortSignal): Pr
       runner,
       logger,
       crashPoints: crashPointsFromEnv(process.env),
+      ...(flags.policyFile === undefined
+        ? {}
+        : {
+            policySource: (handler: PolicyEventHandler) =>
+              new FilePolicySource({ path: flags.policyFile ?? '', handler, logger }),
+          }),
     });
     await agent.run(signal);
   } finally {

@@ -5,7 +5,8 @@
  *                                                  TCP answers "ok" and closes, UDP echoes
  *   netpol-probe.ts tcp|udp IP PORT [TIMEOUT_MS]   one connection / datagram; prints "ok" (exit 0)
  *                                                  or "fail: <why>" (exit 1)
- *   netpol-probe.ts loop tcp|udp IP PORT MS N      N probes MS apart; prints one "ok"/"fail" line each
+ *   netpol-probe.ts loop tcp|udp IP PORT MS        a probe every MS until killed; one line each:
+ *                                                  "<epoch ms> ok" or "<epoch ms> fail: <why>"
  */
 import { createSocket } from 'node:dgram';
 import { connect, createServer } from 'node:net';
@@ -60,15 +61,14 @@ if (mode === 'serve') {
   console.log(r);
   process.exitCode = r === 'ok' ? 0 : 1;
 } else if (mode === 'loop') {
-  const n = Number(d.split(':')[1] ?? '10');
-  const every = Number(d.split(':')[0] ?? '100');
-  for (let i = 0; i < n; i++) {
+  const every = Number(d === '' ? '200' : d);
+  for (;;) {
     const t0 = Date.now();
-    console.log(`${Date.now()} ${await probe(a, b, Number(c), Math.max(200, every))}`);
+    console.log(`${t0} ${await probe(a, b, Number(c), Math.max(300, every))}`);
     const left = every - (Date.now() - t0);
     if (left > 0) await new Promise((r) => setTimeout(r, left));
   }
 } else {
-  console.error('usage: netpol-probe.ts serve TCP UDP | tcp|udp IP PORT [MS] | loop tcp|udp IP PORT MS:N');
+  console.error('usage: netpol-probe.ts serve TCP UDP | tcp|udp IP PORT [MS] | loop tcp|udp IP PORT MS');
   process.exitCode = 2;
 }

@@ -31,7 +31,8 @@ function checkNamed(list: unknown, field: string, check: (o: Record<string, unkn
     const f = `${field}[${i}]`;
     if (typeof o !== 'object' || o === null) throw new ValidationError(f, 'must be an object');
     const meta = (o as { metadata?: { name?: unknown } }).metadata;
-    if (typeof meta?.name !== 'string' || meta.name === '') throw new ValidationError(`${f}.metadata.name`, 'is required');
+    if (typeof meta?.name !== 'string' || meta.name === '')
+      throw new ValidationError(`${f}.metadata.name`, 'is required');
     if (seen.has(meta.name)) throw new ValidationError(`${f}.metadata.name`, `"${meta.name}" appears twice`);
     seen.add(meta.name);
     check(o as Record<string, unknown>, f);
@@ -115,7 +116,8 @@ export class FilePolicySource implements Runnable {
         }
       } catch (err) {
         const problem = errorMessage(err);
-        if (problem !== this.lastProblem) this.log.warn('policy file unusable; keeping the last valid set', { error: problem });
+        if (problem !== this.lastProblem)
+          this.log.warn('policy file unusable; keeping the last valid set', { error: problem });
         this.lastProblem = problem;
       }
       try {

@@ -13,7 +13,7 @@
  *    and while ovs-vswitchd restarts (everything replayed); the allowed pair recovers within 10 s.
  */
 import t, { type Test } from 'tap';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type {
   AddressGroup,
@@ -199,5 +199,169 @@ t.test('ingress and egress rules with real TCP and UDP packets', async (t) => {
     flows.filter((f) => /conjunction|conj_id|reg1=0x[0-9a-f]+ actions=drop|nw_src=10\.10\.8\.\d+ actions=drop/.test(f)),
     [],
     'no rule or isolation flow left',
+  );
+});
+
+/** A continuous prober (a probe every 200 ms) writing "<ms> ok|fail" lines; stopped at teardown. */
+async function prober(
+  t: Test,
+  from: Pod,
+  proto: 'tcp' | 'udp',
+  to: Pod,
+  port: number,
+): Promise<() => { at: number; ok: boolean }[]> {
+  const dir = shortTempDir(t, 'prb');
+  const logFile = join(dir, 'probe.log');
+  const p = await launcher.launch(
+    'ip',
+    ['netns', 'exec', from.ns, process.execPath, PROBE, 'loop', proto, to.ip, String(port), '200'],
+    { logFile },
+  );
+  t.teardown(async () => {
+    if (p.running()) process.kill(p.pid, 'SIGKILL');
+    await p.exited;
+  });
+  return () =>
+    readFileSync(logFile, 'utf8')
+      .split('\n')
+      .map((l) => /^(\d+) (ok|fail)/.exec(l))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => ({ at: Number(m[1]), ok: m[2] === 'ok' }));
+}
+
+/** Round numbers of the flows (cookie bits 63..48). */
+function rounds(flows: readonly string[]): Set<number> {
+  const out = new Set<number>();
+  for (const f of flows) {
+    const m = /cookie=0x([0-9a-f]+)/.exec(f);
+    out.add(m === null ? 0 : Number(BigInt(`0x${m[1]}`) >> 48n));
+  }
+  return out;
+}
+
+async function waitFor(what: string, fn: () => Promise<boolean> | boolean, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await fn())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+t.test('restart safety: ADD waits for policies; no bypass across agent and ovs-vswitchd restarts', async (t) => {
+  const dir = shortTempDir(t, 'np');
+  const file = join(dir, 'policies.json');
+  const node = await AgentNode.create(t, {
+    podCIDR: '10.10.9.0/24',
+    podNetworkWaitTimeoutMs: 3000,
+    extraArgs: ['--policy-file', file],
+  });
+  // No policies yet (the controller is unreachable and nothing is persisted): ADD waits, then 11.
+  await node.start({ waitReady: false });
+  await waitFor('the CNI socket', () => existsSync(node.socket));
+  const early: PodRef = {
+    containerId: uniqueName('ctr'),
+    netns: await node.podNetns(t),
+    name: 'early',
+    namespace: 'x',
+  };
+  const r = await node.cni('ADD', early);
+  t.equal(r.exitCode, 1);
+  t.equal(r.json?.['code'], 11, 'CNI error 11 (try again later) while the initial policies are not realized');
+  t.ok(r.ms >= 2900, `ADD waited for the timeout (${Math.round(r.ms)} ms)`);
+  t.same(
+    (await node.ports()).filter((p) => p !== 'antrea-gw0' && p !== 'antrea-tun0'),
+    [],
+    'no Pod port was created',
+  );
+
+  // The policies arrive: the server only accepts a on TCP 80.
+  const serverMember: GroupMember = { pod: { namespace: 'x', name: 'server' } };
+  const set = (a: Pod | undefined): Parameters<typeof writePolicies>[1] => ({
+    networkpolicies: [
+      policy(
+        'server-ingress',
+        [rule('In', { addressGroups: ['ag-a'] }, [{ protocol: 'TCP', port: 80 }])],
+        ['atg-server'],
+      ),
+    ],
+    addressgroups: [group('ag-a', a === undefined ? [] : [member(a)])],
+    appliedtogroups: [group('atg-server', [serverMember])],
+  });
+  writePolicies(file, set(undefined));
+  await node.waitReady();
+  const server = await addPod(t, node, 'server');
+  const hostName = (await node.ports()).find((p) => p.startsWith('server'));
+  const ofport = await node.ofport(hostName ?? '');
+  t.ok(
+    (await node.flows()).some((f) => f.includes(`reg1=0x${ofport.toString(16)} actions=drop`)),
+    'the new Pod is isolated by the time ADD answers',
+  );
+  const a = await addPod(t, node, 'a');
+  const b = await addPod(t, node, 'b');
+  writePolicies(file, set(a));
+  await serve(t, server, [80], []);
+  t.ok(await eventually(a, 'tcp', server, 80, true), 'a → server allowed');
+  t.notOk(await probe(b, 'tcp', server, 80), 'b → server denied');
+  t.same(rounds(await node.flows()), new Set([1]), 'round 1');
+
+  const denied = await prober(t, b, 'tcp', server, 80);
+  const allowed = await prober(t, a, 'tcp', server, 80);
+  await waitFor('the probers', () => denied().length > 3 && allowed().length > 3);
+
+  // Agent killed; restarted while no policy source is available (the last enforced set must hold).
+  await node.kill('SIGKILL');
+  renameSync(file, `${file}.away`);
+  await node.start({ waitReady: false });
+  await new Promise((res) => setTimeout(res, 3000));
+  const whileDown = Date.now();
+  t.equal(
+    (await node.cni('STATUS', undefined, { version: '1.1.0' })).exitCode,
+    1,
+    'the restarted agent is not ready without its policies',
+  );
+  // The source returns: the agent converges in round 2 and removes round 1.
+  renameSync(`${file}.away`, file);
+  await node.waitReady();
+  await waitFor('round 1 to be removed', async () => {
+    const r = rounds(await node.flows());
+    return r.size === 1 && r.has(2);
+  });
+  t.pass('all flows carry round 2; round 1 is gone');
+  const backAt = Date.now();
+  await waitFor('probes after the restart', () => allowed().some((p) => p.at > backAt + 500));
+  t.same(
+    allowed().filter((p) => !p.ok && p.at < whileDown),
+    [],
+    'the allowed pair kept working while the agent was down',
+  );
+
+  // ovs-vswitchd restarts: the agent replays every flow.
+  const before = (await node.flows()).sort();
+  const syncs = (): number => node.log().split('switch synchronized').length - 1;
+  const syncsBefore = syncs();
+  await node.ovs.restart('ovs-vswitchd');
+  const upAt = Date.now();
+  await waitFor('the flows to be replayed', async () => {
+    try {
+      return (await node.flows()).length >= before.length;
+    } catch {
+      return false;
+    }
+  });
+  t.same((await node.flows()).sort(), before, 'the same flows after the replay');
+  t.ok(syncs() > syncsBefore, 'the agent replayed its flows on the new connection');
+  await waitFor('allowed traffic after the vswitchd restart', () => allowed().some((p) => p.ok && p.at > upAt), 10_000);
+  const firstOk = allowed().find((p) => p.ok && p.at > upAt);
+  t.ok(
+    firstOk !== undefined && firstOk.at - upAt <= 10_000,
+    `allowed pair back ${firstOk === undefined ? '?' : firstOk.at - upAt} ms after ovs-vswitchd`,
+  );
+  await new Promise((res) => setTimeout(res, 1000));
+  const d = denied();
+  t.ok(d.length > 20, `the denied pair was probed throughout (${d.length} probes)`);
+  t.same(
+    d.filter((p) => p.ok),
+    [],
+    'no probe of the denied pair ever succeeded (agent kill, restart without policies, ovs-vswitchd restart)',
   );
 });

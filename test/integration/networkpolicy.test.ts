@@ -20,6 +20,7 @@ import type {
   AppliedToGroup,
   GroupMember,
   NetworkPolicy,
+  NetworkPolicyPeer,
   NetworkPolicyRule,
 } from '../../src/common/apis/controlplane/types.ts';
 import type { ProcessHandle } from '../../src/common/util/exec.ts';
@@ -93,7 +94,7 @@ async function eventually(
 
 // ---- the objects a controller would send -------------------------------------------------------
 
-const EMPTY = { addressGroups: [], ipBlocks: [] };
+const EMPTY: NetworkPolicyPeer = { addressGroups: [], ipBlocks: [] };
 const member = (p: Pod, ports?: GroupMember['ports']): GroupMember => ({
   pod: { namespace: 'x', name: p.name },
   ips: [p.ip],
@@ -111,7 +112,7 @@ const policy = (name: string, rules: NetworkPolicyRule[], appliedTo: string[], g
 });
 const rule = (
   direction: 'In' | 'Out',
-  peer: Partial<typeof EMPTY> & object,
+  peer: Partial<NetworkPolicyPeer>,
   services: NetworkPolicyRule['services'],
 ): NetworkPolicyRule => ({
   direction,

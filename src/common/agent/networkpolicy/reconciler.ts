@@ -80,7 +80,6 @@ interface InstalledRule {
   readonly direction: PolicyDirection;
   /** The match keys it contributes to (text) with the clause number. */
   readonly matches: ReadonlyMap<string, ConjRef>;
-  readonly fingerprint: string;
 }
 
 interface MatchEntry {
@@ -345,14 +344,12 @@ export class PolicyReconciler {
     const ruleFlows = new Map<number, Flow[] | undefined>();
     const allocated: number[] = [];
 
-    const unlink = (sub: InstalledRule): void => {
-      for (const [mk, ref] of sub.matches) {
-        const e = getMatch(mk);
-        if (e === undefined) continue;
-        const conjs = new Map(e.conjs);
-        if (conjs.get(ref.id) !== undefined) conjs.delete(ref.id);
-        matches.set(mk, conjs.size === 0 ? undefined : { ...e, conjs });
-      }
+    const unlinkOne = (mk: string, ref: ConjRef): void => {
+      const e = getMatch(mk);
+      if (e === undefined || !e.conjs.has(ref.id)) return;
+      const conjs = new Map(e.conjs);
+      conjs.delete(ref.id);
+      matches.set(mk, conjs.size === 0 ? undefined : { ...e, conjs });
     };
     const link = (direction: PolicyDirection, key: MatchKey, ref: ConjRef): string => {
       const mk = matchKeyText(direction, key);
@@ -372,37 +369,39 @@ export class PolicyReconciler {
         const nextSubs = new Set<string>();
         for (const key of oldSubs) {
           const old = this.installed.get(key);
-          const w = want.get(key);
           if (old === undefined) continue;
+          const w = want.get(key);
+          want.delete(key);
           const clauses = w === undefined ? undefined : clausesOf(w);
-          const fp =
-            clauses === undefined
-              ? ''
-              : JSON.stringify(clauses.map((c) => [matchKeyText(w?.direction ?? 'In', c.key), c.clause, c.n]));
-          if (w !== undefined && clauses !== undefined && fp === old.fingerprint) {
-            nextSubs.add(key);
-            want.delete(key);
-            continue;
-          }
-          unlink(old);
           if (w === undefined || clauses === undefined) {
+            for (const [mk, ref] of old.matches) unlinkOne(mk, ref);
             installed.set(key, undefined);
             conjOwner.set(old.conjId, undefined);
             ruleFlows.set(old.conjId, undefined);
-            want.delete(key);
             continue;
           }
-          // Same conj id, new clauses.
+          // Same conj id: only the match flows whose contribution changed are touched.
           const refs = new Map<string, ConjRef>();
-          for (const c of clauses)
-            refs.set(link(w.direction, c.key, { id: old.conjId, clause: c.clause, n: c.n }), {
-              id: old.conjId,
-              clause: c.clause,
-              n: c.n,
-            });
-          installed.set(key, { ...old, matches: refs, fingerprint: fp });
+          const keys = clauses.map((c) => matchKeyText(w.direction, c.key));
+          clauses.forEach((c, i) => refs.set(keys[i] ?? '', { id: old.conjId, clause: c.clause, n: c.n }));
+          let changed = false;
+          for (const [mk, ref] of old.matches) {
+            const nr = refs.get(mk);
+            if (nr === undefined || nr.clause !== ref.clause || nr.n !== ref.n) {
+              unlinkOne(mk, ref);
+              changed = true;
+            }
+          }
+          clauses.forEach((c, i) => {
+            const mk = keys[i] ?? '';
+            const or = old.matches.get(mk);
+            if (or === undefined || or.clause !== c.clause || or.n !== c.n) {
+              link(w.direction, c.key, { id: old.conjId, clause: c.clause, n: c.n });
+              changed = true;
+            }
+          });
+          if (changed) installed.set(key, { ...old, matches: refs });
           nextSubs.add(key);
-          want.delete(key);
         }
         for (const [key, w] of want) {
           const clauses = clausesOf(w);
@@ -414,8 +413,7 @@ export class PolicyReconciler {
           const refs = new Map<string, ConjRef>();
           for (const c of clauses)
             refs.set(link(w.direction, c.key, { id, clause: c.clause, n: c.n }), { id, clause: c.clause, n: c.n });
-          const fp = JSON.stringify(clauses.map((c) => [matchKeyText(w.direction, c.key), c.clause, c.n]));
-          installed.set(key, { conjId: id, ruleId, direction: w.direction, matches: refs, fingerprint: fp });
+          installed.set(key, { conjId: id, ruleId, direction: w.direction, matches: refs });
           ruleFlows.set(id, [
             this.feature.actionFlow(p, w.direction, id),
             ...this.feature.metricFlows(p, w.direction, id),

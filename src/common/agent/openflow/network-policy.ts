@@ -118,8 +118,11 @@ export class NetworkPolicyFeature implements Feature {
     ];
   }
 
+  private defaultCookie: bigint | undefined;
+
   private cookie(objectId = 0): bigint {
-    return this.cfg.cookies.request('NetworkPolicy', objectId);
+    if (objectId !== 0) return this.cfg.cookies.request('NetworkPolicy', objectId);
+    return (this.defaultCookie ??= this.cfg.cookies.request('NetworkPolicy'));
   }
 
   /** The rule, default and metric tables of a direction. */

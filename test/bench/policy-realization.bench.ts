@@ -95,7 +95,6 @@ function npFlows(pb: PolicyBridge): Flow[] {
 
 /** Time from `action` to the first reply of a ping started before it (ms), or NaN after 5 s. */
 async function probeLatency(
-  pb: PolicyBridge,
   from: LocalPod,
   to: LocalPod,
   dir: string,
@@ -121,7 +120,6 @@ async function probeLatency(
   } finally {
     if (p.running()) process.kill(p.pid, 'SIGKILL');
     await p.exited;
-    void pb;
   }
 }
 
@@ -233,7 +231,7 @@ export async function run(args: string[]): Promise<void> {
       const ag = group(`ag-${i}`, [{ pod: { namespace: 'x', name: 'client' }, ips: [client.ip] }]);
       await setAll(pb, [isolate], [ag], [atg]);
       latOurs.push(
-        await probeLatency(pb, client, server, dir, async () => {
+        await probeLatency(client, server, dir, async () => {
           await pb.controller.event({ resource: 'networkpolicies', type: 'ADDED', object: allow });
         }),
       );
@@ -241,7 +239,7 @@ export async function run(args: string[]): Promise<void> {
       const allowFlows = pb.bridge.recordedFlows().filter((f) => /conjunction|conj_id|ct_label=/.test(f.toString()));
       await pb.controller.event({ resource: 'networkpolicies', type: 'DELETED', object: allow });
       latDirect.push(
-        await probeLatency(pb, client, server, dir, async () => {
+        await probeLatency(client, server, dir, async () => {
           await applyBundle(
             conn,
             allowFlows.map((f) => op.addFlow(f)),

@@ -5,6 +5,7 @@
  *                                                  TCP answers "ok" and closes, UDP echoes
  *   netpol-probe.ts tcp|udp IP PORT [TIMEOUT_MS]   one connection / datagram; prints "ok" (exit 0)
  *                                                  or "fail: <why>" (exit 1)
+ *   netpol-probe.ts multi tcp|udp PORT MS IP...     probes every IP at once; one "IP ok|fail" line each
  *   netpol-probe.ts loop tcp|udp IP PORT MS        a probe every MS until killed; one line each:
  *                                                  "<epoch ms> ok" or "<epoch ms> fail: <why>"
  */
@@ -60,6 +61,10 @@ if (mode === 'serve') {
   const r = await probe(mode, a, Number(b), c === '' ? 1000 : Number(c));
   console.log(r);
   process.exitCode = r === 'ok' ? 0 : 1;
+} else if (mode === 'multi') {
+  const ips = process.argv.slice(6);
+  const results = await Promise.all(ips.map((ip) => probe(a, ip, Number(b), Number(c))));
+  ips.forEach((ip, i) => console.log(`${ip} ${results[i] === 'ok' ? 'ok' : 'fail'}`));
 } else if (mode === 'loop') {
   const every = Number(d === '' ? '200' : d);
   for (;;) {

@@ -310,6 +310,7 @@ t.test('restart safety: ADD waits for policies; no bypass across agent and ovs-v
   await waitFor('the probers', () => denied().length > 3 && allowed().length > 3);
 
   // Agent killed; restarted while no policy source is available (the last enforced set must hold).
+  const killAt = Date.now();
   await node.kill('SIGKILL');
   renameSync(file, `${file}.away`);
   await node.start({ waitReady: false });
@@ -320,9 +321,13 @@ t.test('restart safety: ADD waits for policies; no bypass across agent and ovs-v
     1,
     'the restarted agent is not ready without its policies',
   );
+  const podFlowRounds = rounds((await node.flows()).filter((f) => /priority=190,in_port=\d+ /.test(f)));
+  t.same(podFlowRounds, new Set([1]), 'no Pod forwarding flow of the new round before its policies are realized');
   // The source returns: the agent converges in round 2 and removes round 1.
+  const sourceBackAt = Date.now();
   renameSync(`${file}.away`, file);
   await node.waitReady();
+  const readyAt = Date.now();
   await waitFor('round 1 to be removed', async () => {
     const r = rounds(await node.flows());
     return r.size === 1 && r.has(2);
@@ -336,7 +341,11 @@ t.test('restart safety: ADD waits for policies; no bypass across agent and ovs-v
     'the allowed pair kept working while the agent was down',
   );
 
-  // ovs-vswitchd restarts: the agent replays every flow.
+  // ovs-vswitchd restarts: it forwards nothing until the agent replayed every flow.
+  const failMode = (
+    await runner.run('ovs-vsctl', [`--db=${node.ovs.dbEndpoint}`, 'get', 'Bridge', 'br-int', 'fail_mode'])
+  ).stdout.trim();
+  t.equal(failMode, 'secure', 'br-int is in secure fail mode (no NORMAL flow before the replay)');
   const before = (await node.flows()).sort();
   const syncs = (): number => node.log().split('switch synchronized').length - 1;
   const syncsBefore = syncs();
@@ -359,6 +368,12 @@ t.test('restart safety: ADD waits for policies; no bypass across agent and ovs-v
   );
   await new Promise((res) => setTimeout(res, 1000));
   const d = denied();
+  t.comment(
+    `events: kill ${killAt}, source back ${sourceBackAt}, ready ${readyAt}, vswitchd up ${upAt}; denied ok at ${d
+      .filter((p) => p.ok)
+      .map((p) => p.at)
+      .join(',')}`,
+  );
   t.ok(d.length > 20, `the denied pair was probed throughout (${d.length} probes)`);
   t.same(
     d.filter((p) => p.ok),

@@ -18,6 +18,7 @@ import type {
   NetworkPolicyRule,
 } from '../../src/common/apis/controlplane/types.ts';
 import { cidrMinus } from '../../src/common/agent/networkpolicy/addresses.ts';
+import { FilePolicySource, parsePolicyFile } from '../../src/common/agent/networkpolicy/file-source.ts';
 import { RuleCache } from '../../src/common/agent/networkpolicy/cache.ts';
 import { NetworkPolicyController, type RealizationReport } from '../../src/common/agent/networkpolicy/controller.ts';
 import type { PolicyFlowSink } from '../../src/common/agent/networkpolicy/reconciler.ts';
@@ -459,4 +460,64 @@ t.test('rule cache: content-addressed rule ids, indexes', (t) => {
   t.equal(cache.deletePolicy('p1').size, 1);
   t.equal(cache.ruleCount, 0);
   t.end();
+});
+
+t.test('the policy file: bad content names the field; missing or invalid files change nothing', async (t) => {
+  t.throws(() => parsePolicyFile('{'), { code: 'INVALID_ARGUMENT', field: 'policyFile' }, 'names the field');
+  t.throws(
+    () =>
+      parsePolicyFile(
+        JSON.stringify({ networkpolicies: [{ metadata: { name: 'p' }, rules: [], appliedToGroups: 'x' }] }),
+      ),
+    { code: 'INVALID_ARGUMENT', field: 'networkpolicies[0].appliedToGroups' },
+    'names the field',
+  );
+  t.throws(
+    () =>
+      parsePolicyFile(
+        JSON.stringify({
+          networkpolicies: [
+            {
+              metadata: { name: 'p' },
+              appliedToGroups: [],
+              rules: [{ direction: 'Up', from: EMPTY, to: EMPTY, services: [] }],
+            },
+          ],
+        }),
+      ),
+    { code: 'INVALID_ARGUMENT', field: 'networkpolicies[0].rules[0].direction' },
+    'names the field',
+  );
+  t.throws(
+    () => parsePolicyFile(JSON.stringify({ addressgroups: [group('g', []), group('g', [])] })),
+    { code: 'INVALID_ARGUMENT', field: 'addressgroups[1].metadata.name' },
+    'names the field',
+  );
+  t.same(parsePolicyFile('{}'), { networkpolicies: [], addressgroups: [], appliedtogroups: [] });
+
+  const dir = t.testdir({});
+  const path = join(dir, 'p.json');
+  const calls: string[] = [];
+  const handler = {
+    replace: (resource: string, objects: unknown[]): Promise<void> => {
+      calls.push(`${resource}:${objects.length}`);
+      return Promise.resolve();
+    },
+    event: (): Promise<void> => Promise.resolve(),
+  };
+  const src = new FilePolicySource({ path, handler });
+  await src.poll();
+  t.same(calls, [], 'a missing file replaces nothing (fail closed)');
+  writeFileSync(
+    path,
+    JSON.stringify({ networkpolicies: [policy('p1', [], ['atg'])], appliedtogroups: [group('atg', [])] }),
+  );
+  await src.poll();
+  t.same(calls, ['networkpolicies:1', 'addressgroups:0', 'appliedtogroups:1'], 'a complete set, as three replaces');
+  await src.poll();
+  t.equal(calls.length, 3, 'an unchanged file is not handed over again');
+  writeFileSync(path, '{"networkpolicies": 5}');
+  await src.poll();
+  t.equal(calls.length, 3, 'an invalid file keeps the last valid set');
+  t.equal(src.loads, 1);
 });

@@ -97,29 +97,34 @@ export class FilePolicySource implements Runnable {
     this.log = (o.logger ?? nullLogger).child({ component: 'policy-file', path: o.path });
   }
 
+  private seen = '';
+
+  /** Checks the file once and hands a changed, valid set over. Never throws. */
+  async poll(): Promise<void> {
+    try {
+      const st = await stat(this.o.path);
+      const stamp = `${st.mtimeMs}:${st.size}:${st.ino}`;
+      if (stamp === this.seen) return;
+      const objects = parsePolicyFile(await readFile(this.o.path, 'utf8'));
+      await this.o.handler.replace('networkpolicies', objects.networkpolicies, 'file');
+      await this.o.handler.replace('addressgroups', objects.addressgroups, 'file');
+      await this.o.handler.replace('appliedtogroups', objects.appliedtogroups, 'file');
+      this.seen = stamp;
+      this.loads++;
+      this.lastProblem = undefined;
+      this.log.info('policies loaded', { policies: objects.networkpolicies.length });
+    } catch (err) {
+      const problem = errorMessage(err);
+      if (problem !== this.lastProblem)
+        this.log.warn('policy file unusable; keeping the last valid set', { error: problem });
+      this.lastProblem = problem;
+    }
+  }
+
   async run(signal: AbortSignal): Promise<void> {
     const clock = this.o.clock ?? systemClock;
-    let seen = '';
     while (!signal.aborted) {
-      try {
-        const st = await stat(this.o.path);
-        const stamp = `${st.mtimeMs}:${st.size}:${st.ino}`;
-        if (stamp !== seen) {
-          const objects = parsePolicyFile(await readFile(this.o.path, 'utf8'));
-          await this.o.handler.replace('networkpolicies', objects.networkpolicies, 'file');
-          await this.o.handler.replace('addressgroups', objects.addressgroups, 'file');
-          await this.o.handler.replace('appliedtogroups', objects.appliedtogroups, 'file');
-          seen = stamp;
-          this.loads++;
-          this.lastProblem = undefined;
-          this.log.info('policies loaded', { policies: objects.networkpolicies.length });
-        }
-      } catch (err) {
-        const problem = errorMessage(err);
-        if (problem !== this.lastProblem)
-          this.log.warn('policy file unusable; keeping the last valid set', { error: problem });
-        this.lastProblem = problem;
-      }
+      await this.poll();
       try {
         await clock.sleep(this.o.pollMs ?? 200, signal);
       } catch {

@@ -446,6 +446,22 @@ t.test('a rule waits for a group that has not arrived; conj ids differ between r
   t.end();
 });
 
+t.test('Antrea-native rules are never enforced as allows; their policy reports a failure', async (t) => {
+  const { c, sink, reports } = setup();
+  const drop: NetworkPolicy = {
+    ...policy('acnp', [{ ...ingress({ addressGroups: ['ag1'] }), action: 'Drop', priority: 0 }], ['atg1']),
+    tierPriority: 250,
+    priority: 1,
+  };
+  await c.replace('networkpolicies', [drop], 'controller');
+  await c.replace('addressgroups', [group('ag1', [pod('ns', 'client', ['10.10.2.3'])])], 'controller');
+  await c.replace('appliedtogroups', [group('atg1', [pod('ns', 'web', ['10.10.1.5'])])], 'controller');
+  t.ok(c.initialRealized);
+  t.equal(sink.store.flowCount, 0, 'no flow for it');
+  t.match(reports, [{ policy: 'acnp', failure: /not supported/ }]);
+  t.end();
+});
+
 t.test('rule cache: content-addressed rule ids, indexes', (t) => {
   const cache = new RuleCache();
   const r = ingress({ addressGroups: ['ag1'] });

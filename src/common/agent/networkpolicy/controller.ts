@@ -104,6 +104,11 @@ export interface NetworkPolicyControllerOptions {
   readonly retryMs?: number;
 }
 
+/** Kubernetes NetworkPolicy rules: no tier, and Allow (or unset for default-deny rules). */
+function supported(r: CompletedRule): boolean {
+  return r.tierPriority === undefined && (r.action === undefined || r.action === 'Allow');
+}
+
 export class NetworkPolicyController implements PolicyEventHandler {
   readonly cache = new RuleCache();
   readonly pods = new PodIndex();
@@ -291,10 +296,17 @@ export class NetworkPolicyController implements PolicyEventHandler {
     }
     const batch = new Map<string, CompletedRule | undefined>();
     const waiting = new Set<string>();
+    const unsupported = new Set<string>();
     for (const id of this.dirty) {
       const c = this.cache.completed(id);
       if (c === 'unrealizable') {
         waiting.add(id);
+        continue;
+      }
+      // Antrea-native rules (tiers, Drop/Reject/Pass) are not enforced yet: never as an allow.
+      if (c !== undefined && !supported(c)) {
+        unsupported.add(c.policy);
+        batch.set(id, undefined);
         continue;
       }
       batch.set(id, c);
@@ -317,7 +329,13 @@ export class NetworkPolicyController implements PolicyEventHandler {
         const p = this.cache.policy(name);
         if (p === undefined) continue;
         const pending = this.cache.ruleIdsOfPolicy(name).some((id) => waiting.has(id));
-        if (!pending) this.o.status?.report({ policy: name, generation: p.metadata.generation ?? 0 });
+        if (unsupported.has(name)) {
+          this.o.status?.report({
+            policy: name,
+            generation: p.metadata.generation ?? 0,
+            failure: 'Antrea-native policy rules (tiers, Drop/Reject/Pass) are not supported by this agent',
+          });
+        } else if (!pending) this.o.status?.report({ policy: name, generation: p.metadata.generation ?? 0 });
       }
     } catch (err) {
       this.failures++;

@@ -94,12 +94,7 @@ function npFlows(pb: PolicyBridge): Flow[] {
 }
 
 /** Time from `action` to the first reply of a ping started before it (ms), or NaN after 5 s. */
-async function probeLatency(
-  from: LocalPod,
-  to: LocalPod,
-  dir: string,
-  action: () => Promise<void>,
-): Promise<number> {
+async function probeLatency(from: LocalPod, to: LocalPod, dir: string, action: () => Promise<void>): Promise<number> {
   const log = join(dir, `ping-${Math.random().toString(36).slice(2)}.log`);
   const p = await launcher.launch(
     'ip',

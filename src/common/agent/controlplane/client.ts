@@ -59,7 +59,10 @@ export interface RequestOptions {
 }
 
 function serverNameOf(endpoint: ControllerEndpoint, host: string): string | undefined {
-  if (endpoint.serverName !== undefined) return endpoint.serverName;
+  if (endpoint.serverName !== undefined) {
+    // SNI cannot carry an IP address (RFC 6066); the certificate is then checked against the IP.
+    return isIP(endpoint.serverName) === 0 ? endpoint.serverName : undefined;
+  }
   const bare = host.replace(/^\[|\]$/g, '');
   return isIP(bare) === 0 ? bare : 'antrea.kube-system.svc';
 }

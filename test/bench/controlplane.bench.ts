@@ -184,7 +184,9 @@ async function controllerSide(nodes: number): Promise<void> {
     if (m.type === 'error') failure = new Error(m.message);
     for (let k = waiters.length - 1; k >= 0; k--) if (waiters[k]?.(m) === true) waiters.splice(k, 1);
   });
-  worker.on('error', (err) => (failure = err));
+  worker.on('error', (err: Error) => {
+    failure = err;
+  });
   const next = <T extends FromWorker>(pred: (m: FromWorker) => m is T, ms: number): Promise<T> =>
     new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(failure ?? new Error('timed out waiting for the agents')), ms);

@@ -310,7 +310,9 @@ async function converged(t: Test, env: Env, agents: readonly Agent[], what: stri
   try {
     await until(what, async () => {
       expected = await env.cluster.expected();
-      return agents.every((a) => a.watcher.synced && isDeepStrictEqual(a.view(), expectedView(expected, a.node)));
+      return agents.every(
+        (a) => a.watcher.status().connected && isDeepStrictEqual(a.view(), expectedView(expected, a.node)),
+      );
     });
   } catch {
     // Show the difference.
@@ -463,11 +465,10 @@ t.test('the controlplane against the embedded API server', async (t) => {
     c.deletePolicy('ns2', 'p2');
     c.pod('ns2', 'web4', { app: 'web' }, 'n3', '10.0.3.40');
     ctl = await env.startController(port);
-    await converged(t, env, agents, 'after the restart');
-    t.ok(
+    await until('every agent replaced its three sets again', () =>
       agents.every((a) => a.replaces.filter((r) => r.source === 'controller').length >= 6),
-      'each agent replaced its sets again',
     );
+    await converged(t, env, agents, 'after the restart');
   });
 
   await t.test('an agent started while the controller is down enforces its snapshot', async (t) => {

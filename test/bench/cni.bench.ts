@@ -106,7 +106,7 @@ export async function run(args: string[]): Promise<void> {
       return r.ms;
     };
     for (let i = 0; i < opts.pods; i++) {
-      const ours = async (): Promise<void> => void add.push(ms(await node.cni('ADD', pods[i]!, { runner })));
+      const ours = async (): Promise<void> => void add.push(ms(await node.cni('ADD', pods[i], { runner })));
       const base = async (): Promise<void> =>
         void addBase.push(
           await timeIt(() =>
@@ -117,7 +117,7 @@ export async function run(args: string[]): Promise<void> {
       else await base().then(ours);
     }
     for (let i = 0; i < opts.pods; i++) {
-      const ours = async (): Promise<void> => void del.push(ms(await node.cni('DEL', pods[i]!, { runner })));
+      const ours = async (): Promise<void> => void del.push(ms(await node.cni('DEL', pods[i], { runner })));
       const base = async (): Promise<void> =>
         void delBase.push(await timeIt(() => runner.run('sh', ['-c', `ip -n ${node.ns} link del b${i}`])));
       if (i % 2 === 0) await ours().then(base);

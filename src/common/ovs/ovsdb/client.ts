@@ -376,7 +376,8 @@ export class OvsdbClient implements Runnable, OvsdbTransactor {
   }
 
   private async handshake(c: JsonRpcConnection, signal: AbortSignal): Promise<void> {
-    this.early = { conn: c, updates: [] };
+    const early: [string, unknown][] = [];
+    this.early = { conn: c, updates: early }; // handshakes never overlap (one connection at a time)
     const timeoutMs = this.opts.requestTimeoutMs ?? 30_000;
     const schema = parseSchema(await c.request('get_schema', [this.database], { timeoutMs, signal }));
     const monitored = new Map<string, readonly string[]>();
@@ -421,7 +422,6 @@ export class OvsdbClient implements Runnable, OvsdbTransactor {
     }
     this.cache.configure(schema, monitored);
     this.cache.replaceAll(initial as TableUpdates2 | TableUpdates, format);
-    const early = this.early?.conn === c ? this.early.updates : [];
     this.early = undefined;
     for (const [method, params] of early) this.onNotification(c, method, params);
   }

@@ -94,7 +94,8 @@ export class ResourceState<R extends ControlplaneResource> {
         this.policies.delete(name);
       } else {
         if (ev.type === 'ADDED' && known) throw new StreamInconsistentError(`ADDED for known NetworkPolicy ${name}`);
-        if (ev.type === 'MODIFIED' && !known) throw new StreamInconsistentError(`MODIFIED for unknown NetworkPolicy ${name}`);
+        if (ev.type === 'MODIFIED' && !known)
+          throw new StreamInconsistentError(`MODIFIED for unknown NetworkPolicy ${name}`);
         this.policies.set(name, ev.object as NetworkPolicy);
       }
       return;
@@ -104,7 +105,10 @@ export class ResourceState<R extends ControlplaneResource> {
       case 'ADDED': {
         if (entry !== undefined) throw new StreamInconsistentError(`ADDED for known ${this.resource} ${name}`);
         const g = ev.object as AddressGroup | AppliedToGroup;
-        this.groups.set(name, { metadata: g.metadata, members: new Map(g.groupMembers.map((m) => [groupMemberKey(m), m])) });
+        this.groups.set(name, {
+          metadata: g.metadata,
+          members: new Map(g.groupMembers.map((m) => [groupMemberKey(m), m])),
+        });
         return;
       }
       case 'MODIFIED': {
@@ -123,7 +127,9 @@ export class ResourceState<R extends ControlplaneResource> {
   get(name: string): ResourceObjects[R] | undefined {
     if (this.resource === 'networkpolicies') return this.policies.get(name) as ResourceObjects[R] | undefined;
     const g = this.groups.get(name);
-    return g === undefined ? undefined : ({ metadata: g.metadata, groupMembers: [...g.members.values()] } as unknown as ResourceObjects[R]);
+    return g === undefined
+      ? undefined
+      : ({ metadata: g.metadata, groupMembers: [...g.members.values()] } as unknown as ResourceObjects[R]);
   }
 
   /** Every object, sorted by name. */

@@ -20,7 +20,11 @@ import { CookieAllocator } from './openflow/cookie.ts';
 import { RealizedPipeline } from './openflow/framework.ts';
 import { NetworkPolicyFeature } from './openflow/network-policy.ts';
 import { PodConnectivityFeature, PodFlowInstaller } from './openflow/pod-connectivity.ts';
-import { NetworkPolicyController, type PolicyEventHandler } from './networkpolicy/controller.ts';
+import {
+  NetworkPolicyController,
+  type PolicyEventHandler,
+  type RealizationStatusSink,
+} from './networkpolicy/controller.ts';
 import type { PodFlowClient, PodFlowTarget } from './cniserver/server.ts';
 import { aborted, type Runnable } from '../util/runnable.ts';
 import { CniGrpcService } from './cniserver/grpc.ts';
@@ -56,6 +60,8 @@ export interface AgentOptions {
    * policy controller, returns what to run. Without one the agent enforces no policy (and says so).
    */
   readonly policySource?: (handler: PolicyEventHandler) => Runnable;
+  /** Where policy realization is reported (the controlplane StatusReporter). */
+  readonly policyStatus?: RealizationStatusSink;
   /** Called with the policy controller once it exists (stats, antctl, tests). */
   readonly onPolicyController?: (c: NetworkPolicyController) => void;
 }
@@ -178,7 +184,13 @@ export class Agent implements Runnable {
       });
       tasks.push(ofClient.run(inner.signal));
       await ofBridge.ready(inner.signal);
-      const policy = new NetworkPolicyController({ sink: ofBridge, feature: npFeature, logger: this.logger, clock });
+      const policy = new NetworkPolicyController({
+        sink: ofBridge,
+        feature: npFeature,
+        logger: this.logger,
+        clock,
+        ...(this.o.policyStatus === undefined ? {} : { status: this.o.policyStatus }),
+      });
       policyController = policy;
       this.o.onPolicyController?.(policy);
       server.setPodFlows(new PolicyAwarePodFlows(new PodFlowInstaller(ofBridge, feature), policy, this.store));

@@ -15,8 +15,11 @@
  *    an isolated Pod to the first answered probe (a fresh `ping -i 0.005` started before the call),
  *    p50/p99; baseline: the same flows installed directly, seen by the same probe.
  *
- * Not measured here: the 3-Node figure from the Kubernetes API through antrea-controller to probes on
- * every Node needs the lab (antrea-lab) and the agent's controlplane watcher.
+ *  - `api-to-probe-1node` (skip with --no-api): from creating a NetworkPolicy in the embedded
+ *    Kubernetes API to the first answered probe, through the real antrea-controller and the
+ *    antrea-agent process (test/helpers/controlplane-node.ts); baseline: the agent's part alone.
+ *
+ * Not measured here: the 3-Node figure (probes on every Node) needs the lab (antrea-lab).
  */
 import type {
   AddressGroup,
@@ -28,7 +31,8 @@ import type { Flow } from '../../src/common/ovs/openflow/flow.ts';
 import { OpenFlowConnection } from '../../src/common/ovs/openflow/connection.ts';
 import { applyBundle, op } from '../../src/common/ovs/openflow/ops.ts';
 import { decodeCookie } from '../../src/common/agent/openflow/cookie.ts';
-import { launcher, shortTempDir } from '../helpers/env.ts';
+import { ControlplaneNode, until } from '../helpers/controlplane-node.ts';
+import { launcher, runner, shortTempDir } from '../helpers/env.ts';
 import { Cleanup } from '../helpers/agent-node.ts';
 import { type LocalPod, PolicyBridge } from '../helpers/policy-bridge.ts';
 import { emit, percentile, round } from './lib.ts';
@@ -94,7 +98,12 @@ function npFlows(pb: PolicyBridge): Flow[] {
 }
 
 /** Time from `action` to the first reply of a ping started before it (ms), or NaN after 5 s. */
-async function probeLatency(from: LocalPod, to: LocalPod, dir: string, action: () => Promise<void>): Promise<number> {
+async function probeLatency(
+  from: Pick<LocalPod, 'ns'>,
+  to: Pick<LocalPod, 'ip'>,
+  dir: string,
+  action: () => Promise<void>,
+): Promise<number> {
   const log = join(dir, `ping-${Math.random().toString(36).slice(2)}.log`);
   const p = await launcher.launch(
     'ip',
@@ -122,6 +131,12 @@ export async function run(args: string[]): Promise<void> {
   const nPeers = arg(args, 'peers', 1000);
   const rounds = arg(args, 'rounds', 5);
   const nPolicies = arg(args, 'policies', 50);
+  const handlerP50 = await inProcess(nPeers, rounds, nPolicies);
+  if (!args.includes('--no-api')) await apiToProbe(nPolicies, handlerP50);
+}
+
+/** The in-process cases; returns the handler-to-probe p50. */
+async function inProcess(nPeers: number, rounds: number, nPolicies: number): Promise<number> {
   const cleanup = new Cleanup();
   try {
     const pb = await PolicyBridge.create(cleanup);
@@ -261,6 +276,67 @@ export async function run(args: string[]): Promise<void> {
         p99_ms: round(percentile(okD, 99), 2),
       },
       ratio: round(percentile(okD, 50) / percentile(ok, 50), 3),
+    });
+    return percentile(ok, 50);
+  } finally {
+    await cleanup.run();
+  }
+}
+
+/**
+ * `api-to-probe-1node`: from creating a NetworkPolicy in the Kubernetes API to the first answered
+ * probe, through antrea-controller (informers, computation, watch) and the antrea-agent process
+ * (watch, realization) on one Node. Baseline: the agent's part alone (handler-to-probe, same run).
+ */
+async function apiToProbe(nPolicies: number, handlerP50: number): Promise<void> {
+  const cleanup = new Cleanup();
+  try {
+    const cp = await ControlplaneNode.create(cleanup, '10.10.31.0/24');
+    cp.namespace('x');
+    await cp.node.start();
+    const server = await cp.addPod('x', 'server', { app: 'server' });
+    const client = await cp.addPod('x', 'client', { app: 'client' });
+    const npType = cp.type('networkpolicies', 'networking.k8s.io');
+    const reg = cp.api.registry;
+    reg.create(npType, 'x', {
+      metadata: { name: 'isolate', namespace: 'x' },
+      spec: { podSelector: { matchLabels: { app: 'server' } }, policyTypes: ['Ingress'] },
+    });
+    const ping = async (): Promise<boolean> =>
+      (
+        await runner.run('ip', ['netns', 'exec', client.ns, 'ping', '-c1', '-W', '0.3', '-q', server.ip], {
+          okExitCodes: [1],
+        })
+      ).exitCode === 0;
+    await until('the isolation', async () => !(await ping()));
+    const lat: number[] = [];
+    for (let i = 0; i < nPolicies; i++) {
+      lat.push(
+        await probeLatency(client, server, cp.dir, () => {
+          reg.create(npType, 'x', {
+            metadata: { name: `allow-${i}`, namespace: 'x' },
+            spec: {
+              podSelector: { matchLabels: { app: 'server' } },
+              policyTypes: ['Ingress'],
+              ingress: [{ from: [{ podSelector: { matchLabels: { app: 'client' } } }] }],
+            },
+          });
+          return Promise.resolve();
+        }),
+      );
+      reg.delete(npType, 'x', `allow-${i}`);
+      await until('the allow policy to be gone', async () => !(await ping()));
+    }
+    const ok = lat.filter((x) => !Number.isNaN(x));
+    emit({
+      bench: 'policy-realization',
+      case: 'api-to-probe-1node',
+      policies: nPolicies,
+      failed: nPolicies - ok.length,
+      p50_ms: round(percentile(ok, 50), 2),
+      p99_ms: round(percentile(ok, 99), 2),
+      baseline: { what: "the agent's part alone (handler-to-probe-1node)", p50_ms: round(handlerP50, 2) },
+      ratio: round(handlerP50 / percentile(ok, 50), 3),
     });
   } finally {
     await cleanup.run();

@@ -77,7 +77,11 @@ export class ControlplaneNode {
   }
 
   /** API server, controller (started), Node and relay; the agent is not started yet. */
-  static async create(t: Teardown, podCIDR = '10.10.30.0/24'): Promise<ControlplaneNode> {
+  static async create(
+    t: Teardown,
+    podCIDR = '10.10.30.0/24',
+    podNetworkWaitTimeoutMs = 30_000,
+  ): Promise<ControlplaneNode> {
     const api = await startApiServer({});
     t.teardown(() => api.stop());
     applyManifest(api, new URL('../../build/yamls/antrea-rbac.yml', import.meta.url).pathname);
@@ -103,6 +107,7 @@ export class ControlplaneNode {
     const caFile = join(dir, 'ca.crt');
     const node = await AgentNode.create(t, {
       podCIDR,
+      podNetworkWaitTimeoutMs,
       extraArgs: [
         '--controller-url',
         'https://127.0.0.1:10349',

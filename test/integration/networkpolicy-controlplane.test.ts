@@ -6,7 +6,7 @@
  * (a continuous prober on the denied pair never succeeds; the allowed pair is back within 10 s);
  * with the controller back a policy change is enforced again.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { controllerRequest } from '../../src/common/agent/controlplane/index.ts';
@@ -22,7 +22,7 @@ const PROBE = join(import.meta.dirname, '..', 'helpers', 'netpol-probe.ts');
 t.test(
   'a Kubernetes NetworkPolicy through antrea-controller to packets; the snapshot while it is down',
   async (t: Test) => {
-    const cp = await ControlplaneNode.create(t);
+    const cp = await ControlplaneNode.create(t, '10.10.30.0/24', 4000);
     const node = cp.node;
     const reg = cp.api.registry;
     cp.namespace('x');
@@ -101,5 +101,26 @@ t.test(
       [],
       'no success on the denied pair: controller down, agent killed and restarted, controller back',
     );
+    // A corrupt snapshot with the controller down: never "no policy". The agent stays not ready
+    // (ADD answers 11) and the previous flows keep enforcing.
+    await cp.stopControllerNow();
+    await node.kill('SIGKILL');
+    const snap = join(node.stateDir, 'networkpolicy', 'snapshot');
+    const bytes = readFileSync(snap);
+    writeFileSync(snap, Buffer.concat([bytes.subarray(0, bytes.length - 7), Buffer.from('garbage')]));
+    await node.start({ waitReady: false });
+    await until('the CNI socket', () => existsSync(node.socket), 20_000);
+    const add = await node.cni('ADD', {
+      containerId: 'late',
+      netns: await node.podNetns(),
+      name: 'late',
+      namespace: 'x',
+    });
+    t.equal(add.json?.['code'], 11, 'ADD answers 11: a corrupt snapshot is not an empty policy set');
+    t.notOk(await cp.probe(a, server), 'a → server still denied (previous flows)');
+    t.ok(await cp.probe(b, server), 'b → server still allowed (previous flows)');
+    await cp.startController();
+    await node.waitReady(30_000);
+    t.pass('with the controller back the agent becomes ready');
   },
 );

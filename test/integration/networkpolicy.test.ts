@@ -192,8 +192,22 @@ t.test('ingress and egress rules with real TCP and UDP packets', async (t) => {
   t.notOk(await probe(a, 'udp', server, 53), 'a → server:53 UDP denied');
   t.ok(await probe(b, 'tcp', a, 80), 'replies of connections to a still leave a (not egress-evaluated)');
 
+  // CNI DEL of an isolated Pod removes its policy flows with it.
+  const aPort = (await node.ports()).find((p) => p.startsWith('a-'));
+  const aOfport = await node.ofport(aPort ?? '');
+  const aFlows = (): Promise<string[]> =>
+    node.flows().then((fs) => fs.filter((f) => f.includes(`nw_src=${a.ip} `) || f.includes(`nw_src=${a.ip},`)));
+  t.ok((await aFlows()).length > 0, 'a has egress policy flows');
+  const del = await node.cni('DEL', a);
+  t.equal(del.exitCode, 0);
+  t.same(await aFlows(), [], "DEL removed the Pod's policy flows");
+  t.notOk(
+    (await node.flows()).some((f) => f.includes(`in_port=${aOfport} `)),
+    'and its forwarding flows',
+  );
+
   writePolicies(file, { networkpolicies: [], addressgroups: [], appliedtogroups: [] });
-  t.ok(await eventually(a, 'tcp', server, 8080, true), 'no policy: everything allowed again');
+  t.ok(await eventually(b, 'tcp', server, 80, true), 'no policy: everything allowed again');
   const flows = await node.flows();
   t.ok(flows.length > 20, 'the pipeline is there');
   t.same(

@@ -451,7 +451,8 @@ export class PolicyReconciler {
         }
         for (const [mk, e] of matches) {
           if (e === undefined) b.deleteFlows(matchFlowKey(mk));
-          else b.replaceFlows(matchFlowKey(mk), [this.feature.matchFlow(p, e.direction, e.key, [...e.conjs.values()])]);
+          // One flow per key with a fixed match: adding it replaces (modifies) the previous one.
+          else b.addFlows(matchFlowKey(mk), [this.feature.matchFlow(p, e.direction, e.key, [...e.conjs.values()])]);
         }
         for (const [dk, e] of drops) {
           if (e === undefined) b.deleteFlows(dropFlowKey(dk));

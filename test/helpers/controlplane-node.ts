@@ -208,16 +208,64 @@ export class ControlplaneNode {
     });
   }
 
-  /** A Pod through the CNI plugin, registered in the API (Running, with its IP and a port "http" 80). */
-  async addPod(namespace: string, name: string, labels: Record<string, string>): Promise<CpPod> {
+  /** Replaces an object's labels (Namespace or Pod). */
+  setLabels(
+    resource: 'namespaces' | 'pods',
+    namespace: string | undefined,
+    name: string,
+    labels: Record<string, string>,
+  ): void {
+    const t = this.type(resource);
+    const cur = this.api.registry.get(t, namespace, name).obj;
+    this.api.registry.update(t, namespace, name, { ...cur, metadata: { ...cur.metadata, labels } });
+  }
+
+  /** Debug lines of the agent's policy controller that report a realization. */
+  realizations(): number {
+    return this.node.log().split('"msg":"realized"').length - 1;
+  }
+
+  /**
+   * Waits until the agent realized something after `before` (or `maxWaitMs` passed: a change that
+   * does not concern this Node realizes nothing) and then stayed quiet for `quietMs`.
+   */
+  async settle(before: number, maxWaitMs = 3000, quietMs = 400): Promise<void> {
+    const start = Date.now();
+    while (this.realizations() === before && Date.now() - start < maxWaitMs)
+      await new Promise((r) => setTimeout(r, 25));
+    let last = this.realizations();
+    let since = Date.now();
+    while (Date.now() - since < quietMs) {
+      await new Promise((r) => setTimeout(r, 25));
+      const now = this.realizations();
+      if (now !== last) {
+        last = now;
+        since = Date.now();
+      }
+    }
+  }
+
+  /**
+   * A Pod through the CNI plugin, registered in the API (Running, with its IP and, unless given, one
+   * container with port "http" 80).
+   */
+  async addPod(
+    namespace: string,
+    name: string,
+    labels: Record<string, string>,
+    containers: readonly Record<string, unknown>[] = [
+      { name: 'c', image: 'x', ports: [{ name: 'http', containerPort: 80 }] },
+    ],
+  ): Promise<CpPod> {
     const ref: PodRef = { containerId: uniqueName('ctr'), netns: await this.node.podNetns(), name, namespace };
     const r = await this.node.cni('ADD', ref);
     if (r.exitCode !== 0) throw new Error(`ADD ${namespace}/${name}: ${r.stdout}`);
+    // (registered after the interface exists, as a kubelet reports the Pod IP after CNI ADD)
     const ip = (r.json?.['ips'] as { address: string }[])[0]?.address.split('/')[0] ?? '';
     const reg = this.api.registry;
     reg.create(this.type('pods'), namespace, {
       metadata: { name, namespace, labels },
-      spec: { nodeName: NODE, containers: [{ name: 'c', image: 'x', ports: [{ name: 'http', containerPort: 80 }] }] },
+      spec: { nodeName: NODE, containers },
     });
     const cur = reg.get(this.type('pods'), namespace, name).obj;
     reg.update(

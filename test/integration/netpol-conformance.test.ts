@@ -1,38 +1,33 @@
 /**
- * The Kubernetes NetworkPolicy conformance cases (../shared/conformance/netpol/k8s) on one Node,
- * end to end with real packets: the controller's computation (src/controller/networkpolicy, fed the
- * case's Namespaces, Pods and NetworkPolicies) produces this Node's controlplane objects, the
- * antrea-agent process enforces them (through its policy file), and every step's truth table is
- * probed with TCP and UDP between the nine Pods x/a..z/c (all on this Node, probed by Pod IP, which
- * the cases allow). SCTP probes are reported as skipped (no kernel SCTP here). The multi-Node run
- * (any placement, Service ClusterIPs) belongs to `antrea-lab conformance`.
+ * The Kubernetes NetworkPolicy conformance cases (../shared/conformance/netpol/k8s) on one Node, end
+ * to end with real packets: the case's objects go into the embedded Kubernetes API server, the real
+ * antrea-controller computes them and streams this Node's share, the antrea-agent process enforces
+ * it (test/helpers/controlplane-node.ts), and every step's truth table is probed with TCP and UDP
+ * between the nine Pods x/a..z/c (all on this Node, probed by Pod IP, which the cases allow). After
+ * each step the harness waits until the agent has realized the change, then probes; a pair that
+ * does not match is probed again every second for up to 10 s (as upstream). SCTP probes are
+ * reported as skipped (no kernel SCTP here). The multi-Node run (any placement, Service ClusterIPs)
+ * belongs to `antrea-lab conformance`.
  *
  * CONFORMANCE_CASES=14,20 restricts the run to some case numbers.
  */
 import t, { type Test } from 'tap';
-import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { NetworkPolicyController as ControllerComputation } from '../../src/controller/networkpolicy/controller.ts';
-import {
-  addressGroupsFor,
-  appliedToGroupsFor,
-  networkPoliciesFor,
-} from '../../src/controller/networkpolicy/watch-events.ts';
 import type * as k8s from '../../src/common/k8s/objects.ts';
-import { nullLogger } from '../../src/common/util/log.ts';
-import type { ProcessHandle } from '../../src/common/util/exec.ts';
-import { AgentNode, type PodRef } from '../helpers/agent-node.ts';
-import { integrationSkipReason, launcher, runner, shortTempDir, uniqueName } from '../helpers/env.ts';
+import { type CpPod, ControlplaneNode } from '../helpers/controlplane-node.ts';
+import { integrationSkipReason, runner } from '../helpers/env.ts';
 
 const skip = integrationSkipReason();
-const CASES_DIR = join(import.meta.dirname, '..', '..', '..', '..', 'shared', 'conformance', 'netpol', 'k8s');
-const casesDir = ['/work/shared/conformance/netpol/k8s', CASES_DIR].find((d) => existsSync(d));
+const casesDir = [
+  '/work/shared/conformance/netpol/k8s',
+  join(import.meta.dirname, '..', '..', '..', 'shared', 'conformance', 'netpol', 'k8s'),
+].find((d) => existsSync(d));
 if (skip !== undefined) t.plan(0, skip);
 else if (casesDir === undefined)
   t.plan(0, 'the conformance cases (../shared/conformance/netpol/k8s) are not on this machine');
 
 const PROBE = join(import.meta.dirname, '..', 'helpers', 'netpol-probe.ts');
-const NODE = 'node-1';
 const NAMESPACES = ['x', 'y', 'z'] as const;
 const PODS = ['a', 'b', 'c'] as const;
 const PORTS = [80, 81];
@@ -58,33 +53,24 @@ interface Case {
   steps: Step[];
 }
 
-interface LabPod {
-  readonly key: string;
-  readonly ns: string;
-  readonly netns: string;
-  readonly ip: string;
-}
-
-function podObject(ns: string, name: string, ip: string, labels: Record<string, string>): k8s.Pod {
-  const containers: k8s.Container[] = [];
+/** The upstream containers: one per (port, protocol), port names serve-<port>-<proto>. */
+function containers(): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [];
   for (const port of PORTS) {
     for (const proto of ['TCP', 'UDP', 'SCTP']) {
       const p = proto.toLowerCase();
-      containers.push({
+      out.push({
         name: `cont-${port}-${p}`,
+        image: 'agnhost',
         ports: [{ name: `serve-${port}-${p}`, containerPort: port, protocol: proto }],
       });
     }
   }
-  return {
-    metadata: { name, namespace: ns, uid: `uid-${ns}-${name}`, labels },
-    spec: { nodeName: NODE, containers },
-    status: { phase: 'Running', podIP: ip, podIPs: [{ ip }] },
-  };
+  return out;
 }
 
 /** Substitutes the runtime placeholders ({{hostcidr:NS/POD}}, {{cidr:NS/POD/N}}, {{ip:NS/POD}}). */
-function substitute(text: string, pods: ReadonlyMap<string, LabPod>): string {
+function substitute(text: string, pods: ReadonlyMap<string, CpPod>): string {
   const ipOf = (k: string): string => {
     const p = pods.get(k);
     if (p === undefined) throw new Error(`placeholder names unknown Pod ${k}`);
@@ -103,43 +89,21 @@ function substitute(text: string, pods: ReadonlyMap<string, LabPod>): string {
     });
 }
 
-t.test('Kubernetes NetworkPolicy conformance on one Node', async (t) => {
-  const dir = shortTempDir(t, 'conf');
-  const file = join(dir, 'policies.json');
-  const write = (o: unknown): void => {
-    writeFileSync(`${file}.tmp`, JSON.stringify(o));
-    renameSync(`${file}.tmp`, file);
-  };
-  write({ networkpolicies: [], addressgroups: [], appliedtogroups: [] });
-  const node = await AgentNode.create(t, { podCIDR: '10.10.20.0/24', extraArgs: ['--policy-file', file] });
-  await node.start();
-  const loads = (): number => node.log().split('policies loaded').length - 1;
-
-  // The nine Pods, each serving TCP and UDP on 80 and 81.
-  const pods = new Map<string, LabPod>();
+t.test('Kubernetes NetworkPolicy conformance on one Node, through the API and antrea-controller', async (t) => {
+  const cp = await ControlplaneNode.create(t, '10.10.20.0/24');
+  for (const n of NAMESPACES) cp.namespace(n, { ns: n });
+  await cp.node.start();
+  const pods = new Map<string, CpPod>();
   for (const ns of NAMESPACES) {
     for (const name of PODS) {
-      const ref: PodRef = { containerId: uniqueName('ctr'), netns: await node.podNetns(t), name, namespace: ns };
-      const r = await node.cni('ADD', ref);
-      if (r.exitCode !== 0) throw new Error(`ADD ${ns}/${name}: ${r.stdout}`);
-      const ip = (r.json?.['ips'] as { address: string }[])[0]?.address.split('/')[0] ?? '';
-      const netns = ref.netns.replace(/^\/run\/netns\//, '');
-      pods.set(`${ns}/${name}`, { key: `${ns}/${name}`, ns, netns, ip });
-      const log = join(dir, `serve-${ns}-${name}.log`);
-      const p: ProcessHandle = await launcher.launch(
-        'ip',
-        ['netns', 'exec', netns, process.execPath, PROBE, 'serve', PORTS.join(','), PORTS.join(',')],
-        { logFile: log },
-      );
-      t.teardown(async () => {
-        if (p.running()) process.kill(p.pid, 'SIGKILL');
-        await p.exited;
-      });
+      const pod = await cp.addPod(ns, name, { pod: name }, containers());
+      pods.set(`${ns}/${name}`, pod);
+      await cp.serve(pod, PORTS, PORTS);
     }
   }
-  await new Promise((r) => setTimeout(r, 500));
+  const keyOf = (p: CpPod): string => `${p.namespace ?? ''}/${p.name}`;
 
-  /** One truth table: from every Pod to every Pod at once (per source Pod, all targets in parallel). */
+  /** One truth table: from every Pod to every Pod (per source Pod, all targets in parallel). */
   const matrix = async (
     proto: 'tcp' | 'udp',
     port: number,
@@ -148,14 +112,16 @@ t.test('Kubernetes NetworkPolicy conformance on one Node', async (t) => {
     const out = new Map<string, boolean>();
     await Promise.all(
       [...pods.values()].map(async (from) => {
-        const targets = [...pods.values()].filter((to) => only === undefined || only.has(`${from.key}>${to.key}`));
+        const targets = [...pods.values()].filter(
+          (to) => only === undefined || only.has(`${keyOf(from)}>${keyOf(to)}`),
+        );
         if (targets.length === 0) return;
         const r = await runner.run(
           'ip',
           [
             'netns',
             'exec',
-            from.netns,
+            from.ns,
             process.execPath,
             PROBE,
             'multi',
@@ -172,12 +138,14 @@ t.test('Kubernetes NetworkPolicy conformance on one Node', async (t) => {
             .split('\n')
             .map((l) => l.split(' ') as [string, string]),
         );
-        for (const to of targets) out.set(`${from.key}>${to.key}`, byIp.get(to.ip) === 'ok');
+        for (const to of targets) out.set(`${keyOf(from)}>${keyOf(to)}`, byIp.get(to.ip) === 'ok');
       }),
     );
     return out;
   };
 
+  const reg = cp.api.registry;
+  const npType = cp.type('networkpolicies', 'networking.k8s.io');
   const filter = process.env['CONFORMANCE_CASES']?.split(',').map((x) => x.padStart(2, '0'));
   const files = readdirSync(casesDir ?? '')
     .filter((f) => f.endsWith('.json') && (filter === undefined || filter.some((n) => f.startsWith(`${n}-`))))
@@ -186,60 +154,48 @@ t.test('Kubernetes NetworkPolicy conformance on one Node', async (t) => {
   for (const f of files) {
     const c = JSON.parse(readFileSync(join(casesDir ?? '', f), 'utf8')) as Case;
     await t.test(c.id, async (t: Test) => {
-      // A fresh computation per case: original labels, no policies.
-      const comp = new ControllerComputation({ logger: nullLogger });
+      // Every case starts with no policy and the original labels.
+      let before = cp.realizations();
+      for (const e of (await reg.list(npType, undefined, {})).items) {
+        const m = (e.obj as k8s.NetworkPolicy).metadata;
+        reg.delete(npType, m?.namespace, m?.name ?? '');
+      }
       const nsLabels = new Map<string, Record<string, string>>(
         NAMESPACES.map((n) => [n, { 'kubernetes.io/metadata.name': n, ns: n }]),
       );
       const podLabels = new Map<string, Record<string, string>>(
         [...pods.keys()].map((k) => [k, { pod: k.split('/')[1] ?? '' }]),
       );
-      comp.handleNode('ADDED', { metadata: { name: NODE, uid: 'node-uid' }, spec: { podCIDR: '10.10.20.0/24' } });
-      for (const [n, labels] of nsLabels)
-        comp.handleNamespace('ADDED', { metadata: { name: n, uid: `ns-${n}`, labels } });
-      for (const p of pods.values())
-        comp.handlePod('ADDED', podObject(p.ns, p.key.split('/')[1] ?? '', p.ip, podLabels.get(p.key) ?? {}));
-      comp.publish();
-      const policies = new Map<string, k8s.NetworkPolicy>();
+      for (const [n, labels] of nsLabels) cp.setLabels('namespaces', undefined, n, labels);
+      for (const [k, labels] of podLabels) cp.setLabels('pods', k.split('/')[0], k.split('/')[1] ?? '', labels);
+      await cp.settle(before);
       let stepNo = 0;
       for (const step of c.steps) {
         stepNo++;
+        before = cp.realizations();
         for (const d of step.delete ?? []) {
           const [, ns, name] = d.split('/');
-          const key = `${ns}/${name}`;
-          const old = policies.get(key);
-          if (old !== undefined) comp.handleNetworkPolicy('DELETED', old);
-          policies.delete(key);
+          reg.delete(npType, ns, name ?? '');
         }
         for (const raw of step.apply ?? []) {
           const obj = JSON.parse(substitute(JSON.stringify(raw), pods)) as k8s.NetworkPolicy;
-          const key = `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
-          const withUid: k8s.NetworkPolicy = { ...obj, metadata: { ...obj.metadata, uid: `np-${key}` } };
-          comp.handleNetworkPolicy(policies.has(key) ? 'MODIFIED' : 'ADDED', withUid);
-          policies.set(key, withUid);
+          const ns = obj.metadata?.namespace;
+          const name = obj.metadata?.name ?? '';
+          const cur = reg.find('networking.k8s.io/networkpolicies', `${ns ?? ''}/${name}`);
+          if (cur === undefined) reg.create(npType, ns, obj);
+          else reg.update(npType, ns, name, { ...cur.obj, spec: obj.spec });
         }
         for (const [n, labels] of Object.entries(step.namespaceLabels ?? {})) {
           const merged = { ...nsLabels.get(n), ...labels };
           nsLabels.set(n, merged);
-          comp.handleNamespace('MODIFIED', { metadata: { name: n, uid: `ns-${n}`, labels: merged } });
+          cp.setLabels('namespaces', undefined, n, merged);
         }
         for (const [k, labels] of Object.entries(step.podLabels ?? {})) {
           const merged = { ...podLabels.get(k), ...labels };
           podLabels.set(k, merged);
-          const p = pods.get(k);
-          if (p !== undefined) comp.handlePod('MODIFIED', podObject(p.ns, k.split('/')[1] ?? '', p.ip, merged));
+          cp.setLabels('pods', k.split('/')[0], k.split('/')[1] ?? '', merged);
         }
-        comp.flush();
-        // This Node's objects, as the controller would stream them; wait until the agent realized them.
-        const before = loads();
-        write({
-          networkpolicies: networkPoliciesFor(comp.networkPolicies, NODE),
-          addressgroups: addressGroupsFor(comp.addressGroups, NODE),
-          appliedtogroups: appliedToGroupsFor(comp.appliedToGroups, NODE),
-        });
-        const deadline = Date.now() + 20_000;
-        while (loads() === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-        t.ok(loads() > before, `step ${stepNo}: the agent realized the policies`);
+        await cp.settle(before);
 
         for (const probe of step.probes) {
           if (probe.protocol === 'SCTP') {
@@ -253,36 +209,40 @@ t.test('Kubernetes NetworkPolicy conformance on one Node', async (t) => {
             if (probe.expect.allow?.some(([a, b]) => a === from && b === to) === true) return true;
             return probe.expect.default;
           };
-          const proto = probe.protocol === 'TCP' ? 'tcp' : 'udp';
-          let got = await matrix(proto, probe.port);
-          // Re-probe mismatches a few times (a lost first packet is not a policy verdict).
-          for (let i = 0; i < 3; i++) {
-            const wrong = new Set(
-              [...got]
+          const judged = (k: string): boolean => {
+            const [from = '', to = ''] = k.split('>');
+            return !(probe.ignoreLoopback && from === to);
+          };
+          const wrongOf = (m: Map<string, boolean>): Set<string> =>
+            new Set(
+              [...m]
                 .filter(([k, v]) => {
                   const [from = '', to = ''] = k.split('>');
-                  return !(probe.ignoreLoopback && from === to) && v !== want(from, to);
+                  return judged(k) && v !== want(from, to);
                 })
                 .map(([k]) => k),
             );
-            if (wrong.size === 0) break;
-            const again = await matrix(proto, probe.port, wrong);
-            got = new Map([...got, ...again]);
+          const proto = probe.protocol === 'TCP' ? 'tcp' : 'udp';
+          let got = await matrix(proto, probe.port);
+          // Mismatching pairs are probed again every second for up to 10 s (as upstream).
+          const deadline = Date.now() + 10_000;
+          let retried = 0;
+          for (let wrong = wrongOf(got); wrong.size > 0 && Date.now() < deadline; wrong = wrongOf(got)) {
+            retried += wrong.size;
+            await new Promise((r) => setTimeout(r, 1000));
+            got = new Map([...got, ...(await matrix(proto, probe.port, wrong))]);
           }
-          const mismatches: string[] = [];
-          for (const [k, v] of got) {
-            const [from = '', to = ''] = k.split('>');
-            if (probe.ignoreLoopback && from === to) continue;
-            if (v !== want(from, to))
-              mismatches.push(
-                `${from} → ${to}: ${v ? 'connected' : 'blocked'}, expected ${v ? 'blocked' : 'connected'}`,
-              );
-          }
-          t.same(mismatches, [], `step ${stepNo}: ${probe.protocol} ${probe.port} truth table (81 pairs)`);
+          const mismatches = [...wrongOf(got)].map(
+            (k) => `${k.replace('>', ' → ')}: ${got.get(k) === true ? 'connected' : 'blocked'}`,
+          );
+          t.same(
+            mismatches,
+            [],
+            `step ${stepNo}: ${probe.protocol} ${probe.port} truth table (81 pairs${retried > 0 ? `; ${retried} pair probes repeated` : ''})`,
+          );
         }
       }
-      if (!t.passing()) return;
-      passedCases++;
+      if (t.passing()) passedCases++;
     });
   }
   t.comment(`${passedCases} of ${files.length} cases passed`);

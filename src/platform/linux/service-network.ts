@@ -79,9 +79,10 @@ export class LinuxServiceNetwork implements ServiceHostNetwork {
       ['OUTPUT', 'ANTREA-OUTPUT'],
       ['POSTROUTING', 'ANTREA-SVC-POSTROUTING'],
     ] as const) {
-      const spec = ['-t', 'nat', chain, '-m', 'comment', '--comment', `Antrea: jump to ${jump}`, '-j', jump];
-      const has = await r.run('iptables', ['-w', '-C', ...spec], { okExitCodes: [1] });
-      if (has.exitCode !== 0) await r.run('iptables', ['-w', chain === 'POSTROUTING' ? '-A' : '-I', ...spec]);
+      const spec = [chain, '-m', 'comment', '--comment', `Antrea: jump to ${jump}`, '-j', jump];
+      const has = await r.run('iptables', ['-w', '-t', 'nat', '-C', ...spec], { okExitCodes: [1] });
+      if (has.exitCode !== 0)
+        await r.run('iptables', ['-w', '-t', 'nat', chain === 'POSTROUTING' ? '-A' : '-I', ...spec]);
     }
     this.addresses = [...o.nodePortAddresses];
     this.initialized = true;

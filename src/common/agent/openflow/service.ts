@@ -183,12 +183,13 @@ export class ServiceFeature implements Feature {
         .matchCTState({ new: false, trk: true })
         .matchCTMark(NotServiceCTMark)
         .gotoStage('egressSecurity'),
+      // Also +new: a retransmitted first packet is already DNATed by ConntrackZone.
       p
         .table(T.ConntrackState)
         .flow(PRIORITY.low)
         .cookie(c)
         .matchProtocol('ip')
-        .matchCTState({ new: false, trk: true })
+        .matchCTState({ trk: true })
         .matchCTMark(ServiceCTMark)
         .loadRegMark(RewriteMACRegMark)
         .gotoStage('egressSecurity'),

@@ -126,7 +126,27 @@ t.test('ClusterIP, no-Endpoint reject, hairpin, affinity, NodePort and restart o
   );
   await h.apply(SLICES, sliceObject('np', pods));
   await until('np has 3 buckets', async () => (await buckets(node, '10.96.100.14')) === 3);
+  const { launcher } = await import('../helpers/env.ts');
+  const caps = [];
+  for (const [ns, dev, name] of [
+    [b.netns.replace('/run/netns/', ''), 'eth0', 'b'],
+    [node.ns, 'antrea-gw0', 'gw'],
+    [c.netns.replace('/run/netns/', ''), 'eth0', 'c'],
+  ]) {
+    caps.push(
+      await launcher.launch('ip', ['netns', 'exec', ns!, 'tcpdump', '-l', '-n', '-e', '-i', dev!, 'tcp or arp'], {
+        logFile: `/tmp/cap-${name}.log`,
+      }),
+    );
+  }
+  await new Promise((r) => setTimeout(r, 1000));
   const np = await h.connect(node.ns, node.nodeIP, 30080, 30);
+  await new Promise((r) => setTimeout(r, 500));
+  for (const p of caps) process.kill(p.pid, 'SIGTERM');
+  const ctd = await runner
+    .run('ip', ['netns', 'exec', node.ns, 'conntrack', '-L'], { okExitCodes: [1, 2, 127] })
+    .catch(() => ({ stdout: '' }));
+  console.error('CONNTRACK', ctd.stdout);
   t.ok(
     Object.keys(np).every((k) => ['a', 'b', 'c'].includes(k)),
     `NodePort reaches the Endpoints ${JSON.stringify(np)}`,

@@ -20,6 +20,7 @@ import { canonicalIp, cidrIp, ipFamily, parseIp, randomMac } from '../../common/
 import { type Logger, nullLogger } from '../../common/util/log.ts';
 import { closeFd, disableTxChecksum, inNetns, openPacketSocket, sendFrame } from './libc.ts';
 import { macToBuffer, Netlink, netlinkErrno } from './netlink.ts';
+import { setSysctl } from './node-network.ts';
 
 const ETH_P_ARP = 0x0806;
 
@@ -115,6 +116,9 @@ export class LinuxPodInterfaces implements PodInterfaceConfigurator {
       if (hostLink === undefined || podLink === undefined) {
         throw podError('POD_INTERFACE_FAILED', `veth ${req.hostInterfaceName}/${req.ifname} vanished after creation`);
       }
+      // The host side never answers ARP: with the userspace datapath the kernel still sees its
+      // frames and would answer a Pod's ARP for the gateway with this veth's MAC.
+      setSysctl(`net/ipv4/conf/${req.hostInterfaceName}/arp_ignore`, '8');
       await this.host.setLink(hostLink.index, { up: true });
       if (req.disableTxChecksumOffload) inNetns(req.netns, () => disableTxChecksum(req.ifname));
       await pod.setLink(podLink.index, { up: true });

@@ -100,7 +100,7 @@ export class EndpointSliceController {
     const t = this.sliceType();
     const desired = new Map<string, JsonObject>();
     if (svc !== undefined && isObject(selector) && Object.keys(selector).length > 0) {
-      for (const [sliceName, body] of this.desiredSlices(svc, ns, name, selector as Record<string, unknown>)) {
+      for (const [sliceName, body] of this.desiredSlices(svc, ns, name, selector)) {
         desired.set(sliceName, body);
       }
     }

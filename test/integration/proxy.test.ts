@@ -3,14 +3,33 @@
  * watching an embedded API server): a ClusterIP Service spreads 300 connections over its three
  * Endpoints; a removed Endpoint gets no new connection; a Service without Endpoints rejects at once;
  * a Pod reaches itself through its Service (hairpin); session affinity keeps a client on one
- * Endpoint; a NodePort answers on the Node's address from the Node's namespace; after an agent
+ * Endpoint; a NodePort answers on the Node's address from the Node's namespace and from an external
+ * namespace on its uplink; the lab's EndpointSlice controller drops a Pod that is not ready; after an agent
  * restart, a Service deleted meanwhile leaves no flow or group behind and the others still work.
  */
 import t from 'tap';
 import { appendFileSync } from 'node:fs';
 import { AgentNode } from '../helpers/agent-node.ts';
-import { integrationSkipReason, runner } from '../helpers/env.ts';
+import { integrationSkipReason, runner, tempNetns } from '../helpers/env.ts';
 import { ServiceHarness, serviceObject, sliceObject } from '../helpers/service-harness.ts';
+
+/** Writes a Pod's status as a kubelet would: its IP and Ready condition. */
+async function setReady(h: ServiceHarness, name: string, ip: string, ready: boolean): Promise<void> {
+  const cur = await h.get(`/api/v1/namespaces/default/pods/${name}`);
+  await h.apply(
+    '/api/v1/namespaces/default/pods',
+    {
+      ...cur,
+      status: {
+        phase: 'Running',
+        podIP: ip,
+        podIPs: [{ ip }],
+        conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }],
+      },
+    },
+    `${name}/status`,
+  );
+}
 
 const skip = integrationSkipReason();
 if (skip !== undefined) t.plan(0, skip);
@@ -108,13 +127,16 @@ t.test('ClusterIP, no-Endpoint reject, hairpin, affinity, NodePort and restart o
   );
   await h.apply(SLICES, sliceObject('sticky', pods));
   await until('sticky has 3 buckets', async () => (await buckets(node, '10.96.100.13')) === 3);
-  const sticky = await h.connect(client.netns, '10.96.100.13', 80, 30);
-  t.equal(Object.keys(sticky).length, 1, `affinity keeps the client on one Endpoint ${JSON.stringify(sticky)}`);
-  t.ok(['a', 'b', 'c'].includes(Object.keys(sticky)[0] ?? ''));
-  t.ok(
+  // The first connection selects an Endpoint and teaches OVS (learn); once the learned flow is
+  // in place (OVS applies it to its datapath caches asynchronously), every connection sticks to it.
+  const first = Object.keys(await h.connect(client.netns, '10.96.100.13', 80, 1))[0] ?? '';
+  t.ok(['a', 'b', 'c'].includes(first), `first connection to ${first}`);
+  await until('the learned flow', async () =>
     (await ofctl(node, 'dump-flows')).some((f) => f.includes('hard_timeout=600') && f.includes(`nw_src=${client.ip}`)),
-    'a learned flow for the client',
   );
+  await new Promise((r) => setTimeout(r, 200));
+  const sticky = await h.connect(client.netns, '10.96.100.13', 80, 30);
+  t.same(sticky, { [first]: 30 }, `affinity keeps the client on one Endpoint ${JSON.stringify(sticky)}`);
 
   // NodePort on the Node's address, from the Node's namespace.
   await h.apply(
@@ -152,6 +174,47 @@ t.test('ClusterIP, no-Endpoint reject, hairpin, affinity, NodePort and restart o
     `NodePort reaches the Endpoints ${JSON.stringify(np)}`,
   );
   t.ok(Object.keys(np).length >= 2, 'and spreads');
+
+  // NodePort from outside: a namespace on the Node's uplink (the other end of its veth).
+  const ext = await tempNetns(t, 'ext-');
+  await runner.run('ip', ['-n', node.ns, 'link', 'set', 'uplink-peer', 'netns', ext]);
+  await runner.run('ip', ['-n', ext, 'addr', 'add', '192.0.2.99/24', 'dev', 'uplink-peer']);
+  await runner.run('ip', ['-n', ext, 'link', 'set', 'uplink-peer', 'up']);
+  await runner.run('ip', ['-n', ext, 'link', 'set', 'lo', 'up']);
+  const outside = await h.connect(ext, node.nodeIP, 30080, 30);
+  t.ok(
+    Object.keys(outside).every((k) => ['a', 'b', 'c'].includes(k)) && Object.keys(outside).length >= 2,
+    `NodePort from the external namespace ${JSON.stringify(outside)}`,
+  );
+
+  // Readiness through the lab's EndpointSlice controller: Pod objects with a selector Service.
+  const PODS = '/api/v1/namespaces/default/pods';
+  for (const p of pods) {
+    await h.apply(PODS, {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: p.name, namespace: 'default', labels: { app: 'ready-test' } },
+      spec: { nodeName: 'node-1', containers: [{ name: 'srv', image: 'none' }] },
+    });
+    await setReady(h, p.name, p.ip, true);
+  }
+  await h.apply(SVC, {
+    ...serviceObject('sel', '10.96.100.15'),
+    spec: {
+      type: 'ClusterIP',
+      clusterIP: '10.96.100.15',
+      selector: { app: 'ready-test' },
+      ports: [{ name: 'tcp', port: 80, targetPort: 8080 }],
+    },
+  });
+  await until(
+    'sel has 3 buckets (slices made by the controller)',
+    async () => (await buckets(node, '10.96.100.15')) === 3,
+  );
+  await setReady(h, 'b', b.ip, false);
+  await until('sel has 2 buckets once b is not ready', async () => (await buckets(node, '10.96.100.15')) === 2);
+  const ready = await h.connect(client.netns, '10.96.100.15', 80, 60);
+  t.same(Object.keys(ready).sort(), ['a', 'c'], `a Pod that is not ready gets no connection ${JSON.stringify(ready)}`);
 
   // Restart with a Service deleted meanwhile: its flows and group are gone, the rest works.
   const groupsBefore = (await ofctl(node, 'dump-groups')).length;

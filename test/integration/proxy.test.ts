@@ -4,7 +4,9 @@
  * Endpoints; a removed Endpoint gets no new connection; a Service without Endpoints rejects at once;
  * a Pod reaches itself through its Service (hairpin); session affinity keeps a client on one
  * Endpoint; a NodePort answers on the Node's address from the Node's namespace and from an external
- * namespace on its uplink; the lab's EndpointSlice controller drops a Pod that is not ready; after an agent
+ * namespace on its uplink; traffic policies Local keep to local Endpoints (internal: ClusterIP;
+ * external: NodePort from outside); the lab's EndpointSlice controller drops a Pod that is not
+ * ready; after an agent
  * restart, a Service deleted meanwhile leaves no flow or group behind and the others still work.
  */
 import t from 'tap';
@@ -185,6 +187,45 @@ t.test('ClusterIP, no-Endpoint reject, hairpin, affinity, NodePort and restart o
   t.ok(
     Object.keys(outside).every((k) => ['a', 'b', 'c'].includes(k)) && Object.keys(outside).length >= 2,
     `NodePort from the external namespace ${JSON.stringify(outside)}`,
+  );
+
+  // Traffic policies Local: c is listed on another Node (node-2), so only a and b are local.
+  const split = (svc: string): Record<string, unknown> => {
+    const slice = sliceObject(svc, pods);
+    const eps = slice['endpoints'] as { nodeName: string }[];
+    if (eps[2] !== undefined) eps[2].nodeName = 'node-2';
+    return slice;
+  };
+  await h.apply(SVC, serviceObject('itp', '10.96.100.16', { internalTrafficPolicy: 'Local' }));
+  await h.apply(SLICES, split('itp'));
+  await until('itp has its local group', async () => (await buckets(node, '10.96.100.16')) === 2);
+  const itp = await h.connect(client.netns, '10.96.100.16', 80, 60);
+  t.same(
+    Object.keys(itp).sort(),
+    ['a', 'b'],
+    `internalTrafficPolicy Local: local Endpoints only ${JSON.stringify(itp)}`,
+  );
+  await h.apply(
+    SVC,
+    serviceObject('etp', '10.96.100.17', {
+      type: 'NodePort',
+      externalTrafficPolicy: 'Local',
+      ports: [{ name: 'tcp', port: 80, targetPort: 8080, protocol: 'TCP', nodePort: 30081 }],
+    }),
+  );
+  await h.apply(SLICES, split('etp'));
+  await until('etp has 3 buckets', async () => (await buckets(node, '10.96.100.17')) === 3);
+  const etpOut = await h.connect(ext, node.nodeIP, 30081, 60);
+  t.same(
+    Object.keys(etpOut).sort(),
+    ['a', 'b'],
+    `externalTrafficPolicy Local from outside: local Endpoints ${JSON.stringify(etpOut)}`,
+  );
+  const etpIn = await h.connect(client.netns, '10.96.100.17', 80, 60);
+  t.same(
+    Object.keys(etpIn).sort(),
+    ['a', 'b', 'c'],
+    `its ClusterIP still reaches every Endpoint ${JSON.stringify(etpIn)}`,
   );
 
   // Readiness through the lab's EndpointSlice controller: Pod objects with a selector Service.

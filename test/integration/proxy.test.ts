@@ -6,8 +6,7 @@
  * Endpoint; a NodePort answers on the Node's address from the Node's namespace and from an external
  * namespace on its uplink; traffic policies Local keep to local Endpoints (internal: ClusterIP;
  * external: NodePort from outside); the lab's EndpointSlice controller drops a Pod that is not
- * ready; after an agent
- * restart, a Service deleted meanwhile leaves no flow or group behind and the others still work.
+ * ready; after an agent restart, a Service deleted meanwhile leaves no flow or group behind and the others still work.
  */
 import t from 'tap';
 import { appendFileSync } from 'node:fs';

@@ -21,6 +21,7 @@
  */
 import type { Flow } from '../../ovs/openflow/flow.ts';
 import { Group } from '../../ovs/openflow/group.ts';
+import { parseIpv4 } from '../../ovs/openflow/bytes.ts';
 import { ValidationError } from '../../util/errors.ts';
 import { cidrIp, ipFamily } from '../../util/ip.ts';
 import { actions, LearnBuilder, Nat, type FlowBuilder } from './builder.ts';
@@ -409,5 +410,5 @@ export class ServiceFeature implements Feature {
 }
 
 function ipv4Number(ip: string): number {
-  return ip.split('.').reduce((n, x) => n * 256 + Number(x), 0);
+  return Number(parseIpv4(ip, 'ip'));
 }

@@ -19,15 +19,15 @@ import { StaticNodeConfigSource } from '../common/agent/node-config.ts';
 import type { PlatformStrategy } from '../common/host/platform.ts';
 import { crashPointsFromEnv } from '../common/util/crash.ts';
 import { errorMessage, isAntreaError } from '../common/util/errors.ts';
-import { createHelperRunner } from '../common/util/exec.ts';
+import { type CommandRunner, createHelperRunner } from '../common/util/exec.ts';
 import { createLogger, type Logger, parseLogLevel } from '../common/util/log.ts';
 import { createLinuxPlatform } from '../platform/linux/platform.ts';
 
 export const USAGE = `usage: antrea-agent --config FILE [--node-name NAME] [--pod-cidr CIDR]... [--node-ip IP]...
                     [--log-level LEVEL] [--log-format json|text]`;
 
-function createPlatform(logger: Logger): PlatformStrategy {
-  if (process.platform === 'linux') return createLinuxPlatform({ logger });
+function createPlatform(logger: Logger, runner: CommandRunner): PlatformStrategy {
+  if (process.platform === 'linux') return createLinuxPlatform({ logger, runner });
   throw new Error(`antrea-agent: no platform strategy for ${process.platform} yet`);
 }
 
@@ -77,9 +77,9 @@ export async function runAgent(argv: readonly string[], signal: AbortSignal): Pr
     format: flags.logFormat,
     fields: { node: flags.nodeName },
   });
-  const platform = createPlatform(logger);
   // Commands (host-local) start from a small helper: spawning from the agent itself is slow.
   const runner = createHelperRunner();
+  const platform = createPlatform(logger, runner);
   try {
     const base = defaultAgentConfig({ cniSocket: platform.paths.cniSocket, ovsRunDir: platform.paths.ovsRunDir });
     const config: AgentConfig = parseAgentConfig(readFileSync(flags.configPath, 'utf8'), base, flags.configPath);

@@ -9,12 +9,16 @@ import { type Logger, nullLogger } from '../../common/util/log.ts';
 import { Netlink } from './netlink.ts';
 import { LinuxNodeNetwork } from './node-network.ts';
 import { LinuxPodInterfaces } from './pod-interfaces.ts';
+import { LinuxServiceNetwork } from './service-network.ts';
+import type { CommandRunner } from '../../common/util/exec.ts';
 
 export interface LinuxPlatformOptions {
   readonly logger?: Logger;
   readonly clock?: Clock;
   /** Root of the sysctl tree (default /proc/sys). */
   readonly procSys?: string;
+  /** Runs ip/ipset/iptables for the Service host side; without it there is no serviceNetwork. */
+  readonly runner?: CommandRunner;
 }
 
 /** What the Linux strategy supports (Antrea's Linux support minus what antrea-ts lacks yet). */
@@ -49,6 +53,7 @@ export function createLinuxPlatform(opts: LinuxPlatformOptions = {}): PlatformSt
       ...(opts.procSys === undefined ? {} : { procSys: opts.procSys }),
     }),
     podInterfaces: new LinuxPodInterfaces({ host, logger, clock }),
+    ...(opts.runner === undefined ? {} : { serviceNetwork: new LinuxServiceNetwork({ runner: opts.runner, logger }) }),
     close() {
       host.close();
       return Promise.resolve();

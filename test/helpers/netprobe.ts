@@ -6,7 +6,7 @@
  *                               `peer=<source address> bytes=<n>` when the client ends its side.
  *                               UDP: answers each datagram with `peer=<source> bytes=<n>`.
  *   send tcp|udp HOST PORT N    sends N bytes (UDP: one datagram), prints the answer and exits 0;
- *                               exits 1 after a timeout (5 s for UDP, 60 s for TCP) or an error.
+ *                               exits 1 after a timeout (5 s for UDP, 10 s to connect and 60 s in all for TCP) or an error.
  */
 import { createSocket } from 'node:dgram';
 import { createConnection, createServer } from 'node:net';
@@ -33,7 +33,9 @@ if (mode === 'serve' && proto === 'tcp') {
   const timer = setTimeout(() => fail('timeout'), 60_000);
   const sock = createConnection({ host: a ?? '', port: Number(b) });
   const chunks: Buffer[] = [];
+  const connectTimer = setTimeout(() => fail('connect timeout'), 10_000);
   sock.on('connect', () => {
+    clearTimeout(connectTimer);
     const total = Number(c ?? 0);
     const chunk = Buffer.alloc(64 * 1024, 0x61);
     let left = total;

@@ -24,6 +24,12 @@ export interface HostInterface {
 export interface HostPrepareOptions {
   readonly ipv4: boolean;
   readonly ipv6: boolean;
+  /**
+   * OVS runs the userspace (netdev) datapath: the host ends of Pod links stay ordinary host
+   * interfaces, so the host must not answer ARP on them for its other addresses (Linux:
+   * arp_ignore=1), or Pods would send their traffic to the host stack as well as to OVS.
+   */
+  readonly userspaceDatapath?: boolean;
 }
 
 export interface TransportSelector {

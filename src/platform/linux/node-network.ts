@@ -65,6 +65,15 @@ export class LinuxNodeNetwork implements NodeNetwork {
     if (opts.ipv6 && setSysctl('net/ipv6/conf/all/forwarding', '1', this.procSys)) {
       this.logger.info('enabled IPv6 forwarding');
     }
+    if (opts.userspaceDatapath === true) {
+      // Answer ARP only for addresses of the receiving interface: a Pod asking for its gateway
+      // must get antrea-gw0's MAC, not that of its host-side veth (which the kernel also sees).
+      for (const scope of ['all', 'default']) {
+        if (setSysctl(`net/ipv4/conf/${scope}/arp_ignore`, '1', this.procSys)) {
+          this.logger.info('set arp_ignore=1 for the userspace datapath', { scope });
+        }
+      }
+    }
     return Promise.resolve();
   }
 

@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment -- client-node model classes are plain data shapes; object literals are how its API is used. */
 /**
  * A small multi-Node cluster for integration tests and benchmarks, built on {@link AgentNode}: N
  * Nodes (each a namespace with its own OVS and antrea-agent), an underlay "router" namespace with

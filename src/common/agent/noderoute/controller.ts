@@ -238,6 +238,8 @@ export class NodeRouteController implements Runnable {
     this.installed.delete(name);
     this.applied++;
     this.logger.info('Node routes removed', { node: name });
+    // A Node waiting for this one's Pod CIDR can go now.
+    for (const f of this.failed) this.dirty.add(f);
   }
 }
 

@@ -7,8 +7,9 @@
  *                [--log-level info|debug|trace|N] [--log-format json|text]
  *
  * The Node's name defaults to $NODE_NAME (as in Antrea's DaemonSet), then the host name. Pod CIDRs
- * and Node IPs come from the flags (a static Node config source) until the Kubernetes-backed source
- * is wired. Set ANTREA_CRASH_POINT to kill the agent at a named step (fault-injection tests).
+ * and Node IPs come from the flags (a static Node config source). With
+ * `clientConnection.kubeconfig` set, the agent watches the cluster's Nodes through that API server
+ * and routes to the other Nodes' Pod CIDRs (NodeRoute controller); without it, it is a single Node. Set ANTREA_CRASH_POINT to kill the agent at a named step (fault-injection tests).
  */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -20,6 +21,8 @@ import type { PlatformStrategy } from '../common/host/platform.ts';
 import { crashPointsFromEnv } from '../common/util/crash.ts';
 import { errorMessage, isAntreaError } from '../common/util/errors.ts';
 import { type CommandRunner, createHelperRunner } from '../common/util/exec.ts';
+import { InformerNodeSource } from '../common/agent/noderoute/node-source.ts';
+import { kubeListWatch, loadKubeConfig, ResourcePaths } from '../common/k8s/client.ts';
 import { createLogger, type Logger, parseLogLevel } from '../common/util/log.ts';
 import { createLinuxPlatform } from '../platform/linux/platform.ts';
 
@@ -77,7 +80,7 @@ export async function runAgent(argv: readonly string[], signal: AbortSignal): Pr
     format: flags.logFormat,
     fields: { node: flags.nodeName },
   });
-  // Commands (host-local) start from a small helper: spawning from the agent itself is slow.
+  // Commands (host-local, ipset, iptables) start from a small helper: spawning from the agent itself is slow.
   const runner = createHelperRunner();
   const platform = createPlatform(logger, runner);
   try {
@@ -91,6 +94,14 @@ export async function runAgent(argv: readonly string[], signal: AbortSignal): Pr
         podCIDRs: flags.podCIDRs,
         nodeIPs: flags.nodeIPs,
       }),
+      ...(config.clientConnection.kubeconfig === ''
+        ? {}
+        : {
+            nodeSource: new InformerNodeSource({
+              client: kubeListWatch(loadKubeConfig(config.clientConnection.kubeconfig), ResourcePaths.nodes),
+              logger,
+            }),
+          }),
       runner,
       logger,
       crashPoints: crashPointsFromEnv(process.env),

@@ -18,13 +18,16 @@ import { OpenFlowClient } from '../ovs/openflow/client.ts';
 import { BridgeClient } from './openflow/bridge.ts';
 import { CookieAllocator } from './openflow/cookie.ts';
 import { RealizedPipeline } from './openflow/framework.ts';
-import { PodConnectivityFeature, PodFlowInstaller } from './openflow/pod-connectivity.ts';
+import { NodeFlowInstaller, PodConnectivityFeature, PodFlowInstaller } from './openflow/pod-connectivity.ts';
+import { NodeRouteController, runRouteSync } from './noderoute/controller.ts';
+import type { NodeSource } from './noderoute/node-source.ts';
+import { UPLINK_BRIDGE } from './uplink-bridge.ts';
 import { aborted, type Runnable } from '../util/runnable.ts';
 import { CniGrpcService } from './cniserver/grpc.ts';
 import { PendingAddJournal } from './cniserver/journal.ts';
 import { CniServer } from './cniserver/server.ts';
 import { type AgentConfig, hostLocalDataDir } from './config.ts';
-import { type InitializedNode, Initializer } from './initializer.ts';
+import { DEFAULT_TUNNEL_DST_PORTS, type InitializedNode, Initializer } from './initializer.ts';
 import { InterfaceStore } from './interfacestore.ts';
 import { HostLocalIpam } from './ipam/host-local.ts';
 import type { NodeConfigSource } from './node-config.ts';
@@ -59,6 +62,13 @@ export interface AgentOptions {
    * (default 10 s); Services keep working meanwhile through the previous round's flows.
    */
   readonly proxyInitialSyncTimeoutMs?: number;
+  /**
+   * The cluster's Nodes, for the NodeRoute controller (routes and tunnel flows to the other Nodes).
+   * Absent: a single-Node agent (no peers; SNAT and host rules are still set up).
+   */
+  readonly nodeSource?: NodeSource;
+  /** How long start-up waits for the first Node list before deleting the previous round's flows (default 30 s). */
+  readonly nodeSyncWaitMs?: number;
   /** Called once the Pod network is ready (tests and the lab wait on it). */
   readonly onReady?: (node: InitializedNode) => void;
 }
@@ -122,6 +132,9 @@ export class Agent implements Runnable {
         bridge,
         store: this.store,
         nodeConfigSource: this.o.nodeConfigSource,
+        ...(config.ovsDatapathType === 'netdev'
+          ? { uplinkBridge: new OvsdbBridge(ovsdb, UPLINK_BRIDGE, { logger: this.logger }) }
+          : {}),
         logger: this.logger,
       }).initialize(inner.signal);
       // The OpenFlow pipeline, in a new cookie round; the previous round's flows stay until the
@@ -202,6 +215,48 @@ export class Agent implements Runnable {
       this.logger.info('reconciled the previous run', { ...report });
       server.setStoreReady(node);
       const pods = await server.installStoredPodFlows();
+
+      // Host rules (SNAT, Pod-address sets) and the routes and tunnel flows to the other Nodes.
+      const mode = config.trafficEncapMode;
+      const routes = mode === 'networkPolicyOnly' ? undefined : platform.routes;
+      if (routes !== undefined) {
+        await routes.initialize({
+          trafficEncapMode: mode,
+          noSNAT: config.noSNAT,
+          snatFullyRandomPorts: config.snatFullyRandomPorts,
+          gatewayName: node.gatewayName,
+          localPodCIDRs: node.podCIDRs,
+          tunnelType: config.tunnelType,
+          tunnelPort: config.tunnelPort !== 0 ? config.tunnelPort : DEFAULT_TUNNEL_DST_PORTS[config.tunnelType],
+        });
+        tasks.push(runRouteSync(routes, inner.signal, { clock, logger: this.logger }));
+      }
+      if (this.o.nodeSource !== undefined && mode !== 'networkPolicyOnly') {
+        const controller = new NodeRouteController({
+          localNodeName: node.nodeName,
+          trafficEncapMode: mode,
+          localTransportCIDRs: node.transportCIDRs,
+          source: this.o.nodeSource,
+          flows: new NodeFlowInstaller(ofBridge, feature),
+          ...(routes === undefined ? {} : { routes }),
+          logger: this.logger,
+          clock,
+        });
+        tasks.push(this.o.nodeSource.run(inner.signal), controller.run(inner.signal));
+        // The previous round's flows stay until the peers' flows are back (or we gave up waiting).
+        const waitMs = this.o.nodeSyncWaitMs ?? 30_000;
+        const synced = await Promise.race([
+          controller.waitInitialSync(inner.signal).then(
+            () => true,
+            () => false,
+          ),
+          clock.sleep(waitMs, inner.signal).then(
+            () => false,
+            () => false,
+          ),
+        ]);
+        if (!synced) this.logger.warn('the first Node list is not processed yet', { waitedMs: waitMs });
+      }
       if (proxyController !== undefined && prevRound !== undefined) {
         const timeoutMs = this.o.proxyInitialSyncTimeoutMs ?? 10_000;
         const synced = await Promise.race([

@@ -57,7 +57,7 @@ export interface PlatformStrategy {
   readonly paths: PlatformPaths;
   readonly nodeNetwork: NodeNetwork;
   readonly podInterfaces: PodInterfaceConfigurator;
-  /** Routes for remote Pod CIDRs: absent until the multi-node work lands (see routes.ts). */
+  /** Routes and SNAT for remote Pod CIDRs (see routes.ts); absent on a platform without them yet. */
   readonly routes?: RouteClient;
   /** Host side of NodePort Services (DNAT into OVS): present when the strategy can run commands. */
   readonly serviceNetwork?: ServiceHostNetwork;

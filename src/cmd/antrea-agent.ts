@@ -7,11 +7,14 @@
  *                [--log-level info|debug|trace|N] [--log-format json|text]
  *
  * The Node's name defaults to $NODE_NAME (as in Antrea's DaemonSet), then the host name. Pod CIDRs
- * and Node IPs come from the flags (a static Node config source) until the Kubernetes-backed source
- * is wired. NetworkPolicies come from antrea-controller (--controller-url, with the CA bundle and
- * token files; the last complete set is kept in <stateDir>/networkpolicy/snapshot for a start while
- * the controller is unreachable) or from --policy-file (JSON controlplane objects, re-read on
- * change); without either no policy is enforced. Set ANTREA_CRASH_POINT to kill the agent at a named step (fault-injection tests).
+ * and Node IPs come from the flags (a static Node config source). With
+ * `clientConnection.kubeconfig` set, the agent watches the cluster's Nodes through that API server
+ * and routes to the other Nodes' Pod CIDRs (NodeRoute controller); without it, it is a single Node.
+ * NetworkPolicies come from antrea-controller (--controller-url, with the CA bundle and token files;
+ * the last complete set is kept in <stateDir>/networkpolicy/snapshot for a start while the
+ * controller is unreachable) or from --policy-file (JSON controlplane objects, re-read on change);
+ * without either no policy is enforced. Set ANTREA_CRASH_POINT to kill the agent at a named step
+ * (fault-injection tests).
  */
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -33,7 +36,9 @@ import { FilePolicySource } from '../common/agent/networkpolicy/file-source.ts';
 import type { PlatformStrategy } from '../common/host/platform.ts';
 import { crashPointsFromEnv } from '../common/util/crash.ts';
 import { errorMessage, isAntreaError } from '../common/util/errors.ts';
-import { createHelperRunner } from '../common/util/exec.ts';
+import { type CommandRunner, createHelperRunner } from '../common/util/exec.ts';
+import { InformerNodeSource } from '../common/agent/noderoute/node-source.ts';
+import { kubeListWatch, loadKubeConfig, ResourcePaths } from '../common/k8s/client.ts';
 import { createLogger, type Logger, parseLogLevel } from '../common/util/log.ts';
 import { createLinuxPlatform } from '../platform/linux/platform.ts';
 
@@ -42,8 +47,8 @@ export const USAGE = `usage: antrea-agent --config FILE [--node-name NAME] [--po
                     [--controller-url https://HOST:PORT --controller-ca FILE --controller-token-file FILE
                      [--controller-server-name NAME] | --policy-file FILE]`;
 
-function createPlatform(logger: Logger): PlatformStrategy {
-  if (process.platform === 'linux') return createLinuxPlatform({ logger });
+function createPlatform(logger: Logger, runner: CommandRunner): PlatformStrategy {
+  if (process.platform === 'linux') return createLinuxPlatform({ logger, runner });
   throw new Error(`antrea-agent: no platform strategy for ${process.platform} yet`);
 }
 
@@ -126,9 +131,9 @@ export async function runAgent(argv: readonly string[], signal: AbortSignal): Pr
     format: flags.logFormat,
     fields: { node: flags.nodeName },
   });
-  const platform = createPlatform(logger);
-  // Commands (host-local) start from a small helper: spawning from the agent itself is slow.
+  // Commands (host-local, ipset, iptables) start from a small helper: spawning from the agent itself is slow.
   const runner = createHelperRunner();
+  const platform = createPlatform(logger, runner);
   try {
     const base = defaultAgentConfig({ cniSocket: platform.paths.cniSocket, ovsRunDir: platform.paths.ovsRunDir });
     const config: AgentConfig = parseAgentConfig(readFileSync(flags.configPath, 'utf8'), base, flags.configPath);
@@ -152,6 +157,14 @@ export async function runAgent(argv: readonly string[], signal: AbortSignal): Pr
         podCIDRs: flags.podCIDRs,
         nodeIPs: flags.nodeIPs,
       }),
+      ...(config.clientConnection.kubeconfig === ''
+        ? {}
+        : {
+            nodeSource: new InformerNodeSource({
+              client: kubeListWatch(loadKubeConfig(config.clientConnection.kubeconfig), ResourcePaths.nodes),
+              logger,
+            }),
+          }),
       runner,
       logger,
       crashPoints: crashPointsFromEnv(process.env),

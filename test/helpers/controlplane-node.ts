@@ -20,6 +20,7 @@ import { typeOf } from '../../src/lab/apiserver/core.ts';
 import { startApiServer, type ApiServer } from '../../src/lab/apiserver/server.ts';
 import { AgentNode, type PodRef, type Teardown } from './agent-node.ts';
 import { launcher, runner, shortTempDir, uniqueName } from './env.ts';
+import { Cluster } from './multinode.ts';
 import type { Test } from 'tap';
 
 const NS = 'kube-system';
@@ -57,23 +58,177 @@ function applyManifest(s: ApiServer, file: string): void {
   }
 }
 
-export class ControlplaneNode {
+/**
+ * antrea-controller in this process against an embedded API server: Antrea's RBAC, the controller's
+ * own ServiceAccount token, the CA bundle from ConfigMap antrea-ca written to a file, and Pod-bound
+ * agent tokens per Node. Stoppable and restartable on the same port.
+ */
+export class ControllerHarness {
   readonly api: ApiServer;
-  readonly node: AgentNode;
-  readonly dir: string;
+  readonly caFile: string;
+  port = 0;
   private readonly t: Teardown;
-  private readonly controllerKc: KubeConfig;
-  private controllerPort = 0;
-  private stopController: (() => Promise<void>) | undefined;
-  private readonly caFile: string;
+  private readonly dir: string;
+  private readonly kc: KubeConfig;
+  private readonly core: CoreV1Api;
+  private readonly bindAddress: string;
+  private stop: (() => Promise<void>) | undefined;
 
-  private constructor(t: Teardown, api: ApiServer, node: AgentNode, dir: string, kc: KubeConfig, caFile: string) {
+  private constructor(t: Teardown, api: ApiServer, dir: string, bindAddress: string) {
     this.t = t;
     this.api = api;
-    this.node = node;
     this.dir = dir;
-    this.controllerKc = kc;
-    this.caFile = caFile;
+    this.bindAddress = bindAddress;
+    this.caFile = join(dir, 'ca.crt');
+    this.kc = new KubeConfig();
+    this.kc.loadFromString(api.kubeconfig({ token: api.issueToken(NS, 'antrea-controller') }));
+    const adminKc = new KubeConfig();
+    adminKc.loadFromString(api.kubeconfig());
+    this.core = adminKc.makeApiClient(CoreV1Api);
+  }
+
+  /** Applies the RBAC, starts the controller listening on `bindAddress` and writes the CA file. */
+  static async create(
+    t: Teardown,
+    api: ApiServer,
+    dir: string,
+    bindAddress = '127.0.0.1',
+    port = 0,
+  ): Promise<ControllerHarness> {
+    applyManifest(api, new URL('../../build/yamls/antrea-rbac.yml', import.meta.url).pathname);
+    const h = new ControllerHarness(t, api, dir, bindAddress);
+    h.port = port;
+    await h.start();
+    await until('ConfigMap antrea-ca', async () => {
+      const cm = await h.core.readNamespacedConfigMap({ name: 'antrea-ca', namespace: NS }).catch(() => undefined);
+      const ca = cm?.data?.['ca.crt'];
+      if (ca === undefined) return false;
+      writeFileSync(h.caFile, ca);
+      return true;
+    });
+    return h;
+  }
+
+  /** The agent Pod of `node` and a token bound to it, written to a file; returns the file. */
+  async agentTokenFile(node: string): Promise<string> {
+    this.api.registry.create(typeOf(this.api.types, '', 'pods'), NS, {
+      metadata: { name: `antrea-agent-${node}`, namespace: NS, labels: { app: 'antrea', component: 'antrea-agent' } },
+      spec: { nodeName: node, containers: [{ name: 'c', image: 'antrea' }] },
+    });
+    const tr = await this.core.createNamespacedServiceAccountToken({
+      name: 'antrea-agent',
+      namespace: NS,
+      body: {
+        spec: { audiences: [], boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name: `antrea-agent-${node}` } },
+      },
+    });
+    const file = join(this.dir, `token-${node}`);
+    writeFileSync(file, tr.status?.token ?? '');
+    return file;
+  }
+
+  /** antrea-agent flags to reach this controller at `url`. */
+  agentArgs(url: string, tokenFile: string): string[] {
+    return ['--controller-url', url, '--controller-ca', this.caFile, '--controller-token-file', tokenFile];
+  }
+
+  /** The controller's API as an administrator. */
+  get admin(): ControllerEndpoint {
+    return {
+      url: `https://${this.bindAddress}:${this.port}`,
+      ca: () => readFileSync(this.caFile, 'utf8'),
+      token: () => this.api.adminToken,
+    };
+  }
+
+  /** Starts antrea-controller (on the same port as before after a stop). */
+  async start(): Promise<void> {
+    let listening!: (port: number) => void;
+    const port$ = new Promise<number>((r) => (listening = r));
+    const app = new ControllerApp({
+      config: { ...DEFAULT_CONTROLLER_CONFIG, apiBindAddress: this.bindAddress, apiPort: 10349 },
+      kubeConfig: this.kc,
+      namespace: NS,
+      podName: 'antrea-controller-abc',
+      nodeName: NODE,
+      server: { port: this.port },
+      heartbeatIntervalMs: 1000,
+      onListening: (a) => listening(a.port),
+    });
+    const ac = new AbortController();
+    const run = app.run(ac.signal);
+    run.catch(() => undefined);
+    const bound = await Promise.race([port$, run.then(() => 0)]);
+    if (bound === 0) throw new Error('the controller stopped before listening');
+    this.port = bound;
+    let stopped = false;
+    const stop = async (): Promise<void> => {
+      if (stopped) return;
+      stopped = true;
+      ac.abort();
+      await run;
+    };
+    this.stop = stop;
+    this.t.teardown(stop);
+  }
+
+  async stopNow(): Promise<void> {
+    await this.stop?.();
+  }
+}
+
+export class ControlplaneNode {
+  readonly api: ApiServer;
+  /** The first Node. */
+  readonly node: AgentNode;
+  readonly nodes: readonly AgentNode[];
+  readonly dir: string;
+  readonly controller: ControllerHarness;
+  private readonly t: Teardown;
+
+  private constructor(
+    t: Teardown,
+    api: ApiServer,
+    nodes: readonly AgentNode[],
+    dir: string,
+    controller: ControllerHarness,
+  ) {
+    const first = nodes[0];
+    if (first === undefined) throw new Error('no Node');
+    this.t = t;
+    this.api = api;
+    this.node = first;
+    this.nodes = nodes;
+    this.dir = dir;
+    this.controller = controller;
+  }
+
+  /**
+   * `count` Nodes in encap mode (test/helpers/multinode.ts: Geneve tunnels, Node routes) whose
+   * agents watch the controller on the root namespace's control address; agents not started.
+   */
+  static async createCluster(t: Teardown, count: number): Promise<ControlplaneNode> {
+    const dir = shortTempDir(t as Test, 'npmc');
+    let controlIP = '';
+    const cluster = await Cluster.create(t, {
+      trafficEncapMode: 'encap',
+      tunnelType: 'geneve',
+      nodes: Array.from({ length: count }, () => ({ subnet: 'a' as const })),
+      agentArgs: (n) => {
+        controlIP = n.controlIP;
+        return [
+          '--controller-url',
+          `https://${n.controlIP}:10349`,
+          '--controller-ca',
+          join(dir, 'ca.crt'),
+          '--controller-token-file',
+          join(dir, `token-${n.name}`),
+        ];
+      },
+    });
+    const controller = await ControllerHarness.create(t, cluster.api, dir, controlIP, 10349);
+    for (const n of cluster.nodes) await controller.agentTokenFile(n.nodeName);
+    return new ControlplaneNode(t, cluster.api, cluster.nodes, dir, controller);
   }
 
   /** API server, controller (started), Node and relay; the agent is not started yet. */
@@ -84,52 +239,19 @@ export class ControlplaneNode {
   ): Promise<ControlplaneNode> {
     const api = await startApiServer({});
     t.teardown(() => api.stop());
-    applyManifest(api, new URL('../../build/yamls/antrea-rbac.yml', import.meta.url).pathname);
     const dir = shortTempDir(t as Test, 'npcp');
-    const adminKc = new KubeConfig();
-    adminKc.loadFromString(api.kubeconfig());
-    const core = adminKc.makeApiClient(CoreV1Api);
-    api.registry.create(typeOf(api.types, '', 'pods'), NS, {
-      metadata: { name: `antrea-agent-${NODE}`, namespace: NS, labels: { app: 'antrea', component: 'antrea-agent' } },
-      spec: { nodeName: NODE, containers: [{ name: 'c', image: 'antrea' }] },
-    });
-    const tr = await core.createNamespacedServiceAccountToken({
-      name: 'antrea-agent',
-      namespace: NS,
-      body: {
-        spec: { audiences: [], boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name: `antrea-agent-${NODE}` } },
-      },
-    });
-    const tokenFile = join(dir, 'token');
-    writeFileSync(tokenFile, tr.status?.token ?? '');
-    const controllerKc = new KubeConfig();
-    controllerKc.loadFromString(api.kubeconfig({ token: api.issueToken(NS, 'antrea-controller') }));
-    const caFile = join(dir, 'ca.crt');
+    const controller = await ControllerHarness.create(t, api, dir);
+    const tokenFile = await controller.agentTokenFile(NODE);
     const node = await AgentNode.create(t, {
       podCIDR,
       podNetworkWaitTimeoutMs,
-      extraArgs: [
-        '--controller-url',
-        'https://127.0.0.1:10349',
-        '--controller-ca',
-        caFile,
-        '--controller-token-file',
-        tokenFile,
-      ],
+      extraArgs: controller.agentArgs('https://127.0.0.1:10349', tokenFile),
     });
-    const c = new ControlplaneNode(t, api, node, dir, controllerKc, caFile);
-    await c.startController();
-    await until('ConfigMap antrea-ca', async () => {
-      const cm = await core.readNamespacedConfigMap({ name: 'antrea-ca', namespace: NS }).catch(() => undefined);
-      const ca = cm?.data?.['ca.crt'];
-      if (ca === undefined) return false;
-      writeFileSync(caFile, ca);
-      return true;
-    });
+    const c = new ControlplaneNode(t, api, [node], dir, controller);
     // Relay: Node namespace 127.0.0.1:10349 → Unix socket → the controller's port here.
     const sock = join(dir, 'ctl.sock');
     const relay = createServer((s) => {
-      const u = connect(c.controllerPort, '127.0.0.1');
+      const u = connect(controller.port, '127.0.0.1');
       s.pipe(u).pipe(s);
       s.on('error', () => u.destroy());
       u.on('error', () => s.destroy());
@@ -152,11 +274,7 @@ export class ControlplaneNode {
 
   /** The controller's API as an administrator. */
   get admin(): ControllerEndpoint {
-    return {
-      url: `https://127.0.0.1:${this.controllerPort}`,
-      ca: () => readFileSync(this.caFile, 'utf8'),
-      token: () => this.api.adminToken,
-    };
+    return this.controller.admin;
   }
 
   /** Kills a process at teardown. */
@@ -167,39 +285,12 @@ export class ControlplaneNode {
     });
   }
 
-  /** Starts antrea-controller (on the same port as before after a stop). */
   async startController(): Promise<void> {
-    let listening!: (port: number) => void;
-    const port$ = new Promise<number>((r) => (listening = r));
-    const app = new ControllerApp({
-      config: { ...DEFAULT_CONTROLLER_CONFIG, apiBindAddress: '127.0.0.1', apiPort: 10349 },
-      kubeConfig: this.controllerKc,
-      namespace: NS,
-      podName: 'antrea-controller-abc',
-      nodeName: NODE,
-      server: { port: this.controllerPort },
-      heartbeatIntervalMs: 1000,
-      onListening: (a) => listening(a.port),
-    });
-    const ac = new AbortController();
-    const run = app.run(ac.signal);
-    run.catch(() => undefined);
-    const bound = await Promise.race([port$, run.then(() => 0)]);
-    if (bound === 0) throw new Error('the controller stopped before listening');
-    this.controllerPort = bound;
-    let stopped = false;
-    const stop = async (): Promise<void> => {
-      if (stopped) return;
-      stopped = true;
-      ac.abort();
-      await run;
-    };
-    this.stopController = stop;
-    this.t.teardown(stop);
+    await this.controller.start();
   }
 
   async stopControllerNow(): Promise<void> {
-    await this.stopController?.();
+    await this.controller.stopNow();
   }
 
   namespace(name: string, labels: Record<string, string> = {}): void {
@@ -222,7 +313,7 @@ export class ControlplaneNode {
 
   /** Debug lines of the agent's policy controller that report a realization. */
   realizations(): number {
-    return this.node.log().split('"msg":"realized"').length - 1;
+    return this.nodes.reduce((n, node) => n + node.log().split('"msg":"realized"').length - 1, 0);
   }
 
   /**
@@ -256,16 +347,17 @@ export class ControlplaneNode {
     containers: readonly Record<string, unknown>[] = [
       { name: 'c', image: 'x', ports: [{ name: 'http', containerPort: 80 }] },
     ],
+    node: AgentNode = this.node,
   ): Promise<CpPod> {
-    const ref: PodRef = { containerId: uniqueName('ctr'), netns: await this.node.podNetns(), name, namespace };
-    const r = await this.node.cni('ADD', ref);
+    const ref: PodRef = { containerId: uniqueName('ctr'), netns: await node.podNetns(), name, namespace };
+    const r = await node.cni('ADD', ref);
     if (r.exitCode !== 0) throw new Error(`ADD ${namespace}/${name}: ${r.stdout}`);
     // (registered after the interface exists, as a kubelet reports the Pod IP after CNI ADD)
     const ip = (r.json?.['ips'] as { address: string }[])[0]?.address.split('/')[0] ?? '';
     const reg = this.api.registry;
     reg.create(this.type('pods'), namespace, {
       metadata: { name, namespace, labels },
-      spec: { nodeName: NODE, containers },
+      spec: { nodeName: node.nodeName, containers },
     });
     const cur = reg.get(this.type('pods'), namespace, name).obj;
     reg.update(

@@ -1,9 +1,11 @@
 /**
- * The Kubernetes NetworkPolicy conformance cases (../shared/conformance/netpol/k8s) on one Node, end
- * to end with real packets: the case's objects go into the embedded Kubernetes API server, the real
- * antrea-controller computes them and streams this Node's share, the antrea-agent process enforces
- * it (test/helpers/controlplane-node.ts), and every step's truth table is probed with TCP and UDP
- * between the nine Pods x/a..z/c (all on this Node, probed by Pod IP, which the cases allow). After
+ * The Kubernetes NetworkPolicy conformance cases (../shared/conformance/netpol/k8s) end to end with
+ * real packets: the case's objects go into the embedded Kubernetes API server, the real
+ * antrea-controller computes them and streams each Node its share, the antrea-agent processes
+ * enforce them (test/helpers/controlplane-node.ts), and every step's truth table is probed with TCP
+ * and UDP between the nine Pods x/a..z/c, probed by Pod IP (which the cases allow). By default two
+ * Nodes in encap mode with the Pods alternating between them (same-Node and cross-Node pairs in
+ * every case); CONFORMANCE_NODES=1 puts them all on one Node. After
  * each step the harness waits until the agent has realized the change, then probes; a pair that
  * does not match is probed again every second for up to 10 s (as upstream). SCTP probes are
  * reported as skipped (no kernel SCTP here). The multi-Node run (any placement, Service ClusterIPs)
@@ -89,14 +91,20 @@ function substitute(text: string, pods: ReadonlyMap<string, CpPod>): string {
     });
 }
 
-t.test('Kubernetes NetworkPolicy conformance on one Node, through the API and antrea-controller', async (t) => {
-  const cp = await ControlplaneNode.create(t, '10.10.20.0/24');
+const NODES = Number(process.env['CONFORMANCE_NODES'] ?? '2');
+
+t.test(`Kubernetes NetworkPolicy conformance on ${NODES} Node(s), through the API and antrea-controller`, async (t) => {
+  const cp =
+    NODES === 1 ? await ControlplaneNode.create(t, '10.10.20.0/24') : await ControlplaneNode.createCluster(t, NODES);
   for (const n of NAMESPACES) cp.namespace(n, { ns: n });
-  await cp.node.start();
+  await Promise.all(cp.nodes.map((n) => n.start()));
   const pods = new Map<string, CpPod>();
+  let index = 0;
   for (const ns of NAMESPACES) {
     for (const name of PODS) {
-      const pod = await cp.addPod(ns, name, { pod: name }, containers());
+      // Pods alternate between the Nodes: every case mixes same-Node and cross-Node pairs.
+      const node = cp.nodes[index++ % cp.nodes.length] ?? cp.node;
+      const pod = await cp.addPod(ns, name, { pod: name }, containers(), node);
       pods.set(`${ns}/${name}`, pod);
       await cp.serve(pod, PORTS, PORTS);
     }

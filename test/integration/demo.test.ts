@@ -122,7 +122,7 @@ t.test('a demo killed outright is cleaned up by the next run', async (t) => {
 t.test('bad arguments print the usage', async (t) => {
   const r = await runner.run(process.execPath, [cli, 'demo', '--bogus'], { okExitCodes: [2] });
   t.equal(r.exitCode, 2);
-  t.match(r.stderr, /unknown argument --bogus[\s\S]*usage: antrea-lab demo/);
+  t.match(r.stderr, /unknown argument --bogus[\s\S]*usage: antrea-lab COMMAND[\s\S]*demo/);
   const r2 = await runner.run(process.execPath, [cli, 'nope'], { okExitCodes: [2] });
   t.match(r2.stderr, /unknown command nope/);
 });

@@ -12,12 +12,14 @@
  * The data directory (default /var/lib/antrea-lab, or $ANTREA_LAB_DATA_DIR) holds the lab's state,
  * logs and kubeconfig; `down` removes it with everything else the lab made.
  */
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
 import { createCommandRunner, createProcessLauncher } from '../common/util/exec.ts';
 import { errorMessage, isAntreaError } from '../common/util/errors.ts';
 import { formatDuration } from '../common/util/clock.ts';
 import { createLogger, parseLogLevel } from '../common/util/log.ts';
+import { caseMatches, loadCases } from '../lab/conformance/cases.ts';
+import { ConformanceRunner, formatOutcome, summarize } from '../lab/conformance/runner.ts';
 import { labClient, LabPaths, labUp, findPod, probePods, runningLab } from '../lab/control.ts';
 import { runDemo } from '../lab/demo.ts';
 import { bridgeCni } from '../lab/node-cni.ts';
@@ -40,6 +42,12 @@ const USAGE = `usage: antrea-lab COMMAND [options]
   probe       print the connectivity matrix of the running Pods
                 --port N (default 80)  --protocol TCP|UDP (default TCP)  --namespaces x,y,z
                 --timeout-ms N (default 1000)
+  conformance run NetworkPolicy conformance cases (netpol-case/v1 files) against the lab
+                --cases DIR        a directory of case files (searched recursively)
+                --filter TEXT      only cases whose id, name or file contains TEXT
+                --retry-seconds N  retry window of a wrong pair (default 10, as upstream)
+                --verbose          print expected and actual matrices of wrong probes
+              Uses the running lab, or brings one up (--nodes, default 2) and removes it after.
   demo        the single-Node demo (--hold keeps it up until Ctrl-C, --verbose logs on stderr)
 
   Every command takes --data-dir DIR (default /var/lib/antrea-lab, or $ANTREA_LAB_DATA_DIR).`;
@@ -252,6 +260,81 @@ async function probe(args: string[]): Promise<number> {
   return 0;
 }
 
+async function conformance(args: string[]): Promise<number> {
+  const { values } = parse(args, {
+    cases: { type: 'string' },
+    filter: { type: 'string' },
+    'retry-seconds': { type: 'string' },
+    nodes: { type: 'string' },
+    verbose: { type: 'boolean' },
+  });
+  const dir = str(values['cases']);
+  if (dir === undefined) throw new UsageError('conformance: --cases DIR is required');
+  const retrySeconds = Number(str(values['retry-seconds']) ?? '10');
+  if (!Number.isFinite(retrySeconds) || retrySeconds < 0)
+    throw new UsageError('--retry-seconds: must be a number >= 0');
+  const dataDir = resolveDataDir(str(values['data-dir']));
+  const { cases: all, invalid } = loadCases(resolve(dir));
+  const filter = str(values['filter']);
+  const cases = all.filter((c) => caseMatches(c, filter));
+  for (const bad of invalid) {
+    say(`INVALID ${bad.file}`);
+    for (const e of bad.errors) say(`  ${e.path === '' ? '(root)' : e.path}: ${e.message}`);
+  }
+  if (cases.length === 0 && invalid.length === 0) {
+    say(`no case files${filter === undefined ? '' : ` matching "${filter}"`} in ${dir}`);
+    return 1;
+  }
+  needLinuxRoot('conformance');
+  const paths = new LabPaths(dataDir);
+  let ownLab = false;
+  if (runningLab(paths) === undefined && cases.length > 0) {
+    const nodes = validateNodeCount(Number(str(values['nodes']) ?? '2'));
+    say(`no lab running in ${dataDir}: starting one with ${nodes} Node(s)`);
+    await labUp({
+      dataDir,
+      nodes,
+      encap: 'geneve',
+      cni: defaultCni(),
+      runner,
+      launcher,
+      cliCommand: [process.execPath, CLI_ENTRY],
+      say: (l) => say(`  ${l}`),
+    });
+    ownLab = true;
+  }
+  const verbose = values['verbose'] === true;
+  let failed = invalid.length;
+  try {
+    if (cases.length > 0) {
+      const client = labClient(paths);
+      try {
+        say(`running ${cases.length} case(s) from ${dir}`);
+        const outcomes = await new ConformanceRunner({
+          client,
+          paths,
+          retrySeconds,
+          onCase: (o) => {
+            say(formatOutcome(o));
+            if (verbose) for (const d of o.diffs) say(d.replace(/^/gm, '    '));
+          },
+        }).run(cases);
+        const s = summarize(outcomes, invalid.length);
+        failed = s.failed;
+        say(s.line);
+      } finally {
+        client.close();
+      }
+    } else say(summarize([], invalid.length).line);
+  } finally {
+    if (ownLab) {
+      say('removing the lab started for this run');
+      await teardownLab(paths, { runner });
+    }
+  }
+  return failed === 0 ? 0 : 1;
+}
+
 async function supervise(args: string[]): Promise<number> {
   const { values } = parse(args, {
     nodes: { type: 'string' },
@@ -343,6 +426,7 @@ const commands: Record<string, (args: string[]) => number | Promise<number>> = {
   exec: execInPod,
   probe,
   supervise,
+  conformance,
   demo,
 };
 let code: number;

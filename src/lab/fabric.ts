@@ -288,6 +288,26 @@ export class LabFabric {
   }
 }
 
+/**
+ * Routes every Node's Pod CIDR to that Node: on the router, and on the other Nodes of the same
+ * underlay subnet (the others reach it through their default route, the router). Idempotent.
+ */
+export async function routePodCIDRs(
+  runner: CommandRunner,
+  topo: LabTopology,
+  podCIDRs: ReadonlyMap<string, string>,
+): Promise<void> {
+  for (const n of topo.nodes) {
+    const cidr = podCIDRs.get(n.name);
+    if (cidr === undefined) continue;
+    await runner.run('ip', ['-n', topo.routerNetns, 'route', 'replace', cidr, 'via', n.nodeIP], { timeoutMs: 10_000 });
+    for (const peer of topo.nodes) {
+      if (peer.name === n.name || peer.underlaySubnet !== n.underlaySubnet) continue;
+      await runner.run('ip', ['-n', peer.netns, 'route', 'replace', cidr, 'via', n.nodeIP], { timeoutMs: 10_000 });
+    }
+  }
+}
+
 /** Names of existing namespaces that belong to the lab with `prefix`. */
 export function labNamespaces(netns: NetnsManager, prefix: string): string[] {
   return netns.list().filter((n) => n.startsWith(prefix));

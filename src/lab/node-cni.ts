@@ -4,9 +4,10 @@
  * and the plugins, exactly like a container runtime.
  *
  * - `bridge`: the reference plugins of containernetworking-plugins (bridge + host-local), no OVS and
- *   no agent. It needs nothing from antrea-ts, so the lab's own machinery (kubelet, runtime, probes,
- *   conformance runner) can be checked against a known-good plugin, and it is the baseline of the
- *   lab benchmark.
+ *   no agent, with Pod CIDR routes between Nodes set by the lab (kubenet-style). It needs nothing
+ *   from antrea-ts, so the lab's own machinery (kubelet, runtime, probes, conformance runner) can be
+ *   checked against a known-good plugin, and it is the baseline of the lab benchmark. It enforces
+ *   no NetworkPolicy.
  */
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,6 +25,11 @@ export interface NodeCniContext {
 
 export interface NodeCni {
   readonly kind: string;
+  /**
+   * The lab routes each Node's Pod CIDR to it (on the other Nodes of its subnet and on the router),
+   * as kubenet's cloud routes do. Antrea routes (or tunnels) by itself, so it leaves this off.
+   */
+  readonly staticRoutes: boolean;
   /** Directories the runtime searches for plugins (CNI_PATH). */
   binDirs(ctx: NodeCniContext): string[];
   /**
@@ -52,7 +58,7 @@ export function bridgeConflist(podCIDR: string, ipamDataDir: string): string {
             type: 'bridge',
             bridge: 'cni0',
             isGateway: true,
-            ipMasq: true,
+            ipMasq: false,
             hairpinMode: true,
             ipam: {
               type: 'host-local',
@@ -71,6 +77,7 @@ export function bridgeConflist(podCIDR: string, ipamDataDir: string): string {
 
 export const bridgeCni: NodeCni = {
   kind: 'bridge',
+  staticRoutes: true,
   binDirs: (ctx) => [ctx.paths.cniBinDir(ctx.nodeName), SYSTEM_CNI_DIR],
   start(ctx) {
     const conf = ctx.paths.cniConfDir(ctx.nodeName);

@@ -17,7 +17,7 @@ import { aborted, type Runnable } from '../common/util/runnable.ts';
 import { OvsDaemons } from '../platform/linux/ovs-daemons.ts';
 import { type ApiServer, startApiServer } from './apiserver/index.ts';
 import { CniRuntime } from './cni-runtime.ts';
-import { destroyLabNetwork, LabFabric } from './fabric.ts';
+import { destroyLabNetwork, LabFabric, routePodCIDRs } from './fabric.ts';
 import { KubeClient } from './kube-client.ts';
 import { Kubelet } from './kubelet.ts';
 import type { NodeCni, NodeCniContext } from './node-cni.ts';
@@ -166,6 +166,9 @@ export class LabSupervisor implements Runnable {
       for (const r of started) if (r.status === 'fulfilled') nodes.push(r.value);
       const failed = started.find((r) => r.status === 'rejected');
       if (failed !== undefined) throw failed.reason;
+      if (this.o.cni.staticRoutes) {
+        await routePodCIDRs(this.o.runner, topo, new Map(nodes.map((n) => [n.spec.name, n.ctx.podCIDR])));
+      }
       for (const n of nodes) {
         kubelets.set(n.spec.name, n.kubelet);
         background.push(n.kubelet.run(bg.signal));

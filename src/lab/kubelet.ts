@@ -79,11 +79,11 @@ interface PodRuntime {
 }
 
 /** TCP and UDP container ports a Pod declares, and the ones it cannot serve. */
-export function podPorts(pod: Pod): { tcp: number[]; udp: number[]; unsupported: string[] } {
+export function podPorts(pod: Pod | Record<string, unknown>): { tcp: number[]; udp: number[]; unsupported: string[] } {
   const tcp = new Set<number>();
   const udp = new Set<number>();
   const unsupported = new Set<string>();
-  for (const c of pod.spec?.containers ?? []) {
+  for (const c of (pod as Pod).spec?.containers ?? []) {
     for (const p of c.ports ?? []) {
       const proto = (p.protocol ?? 'TCP').toUpperCase();
       if (proto === 'TCP') tcp.add(p.containerPort);

@@ -121,15 +121,17 @@ export function loadCases(dir: string): { cases: NetpolCase[]; invalid: InvalidC
     if (errors.length > 0) invalid.push({ file, errors });
     else cases.push({ ...(value as Omit<NetpolCase, 'file'>), file });
   }
-  const seen = new Map<string, string>();
+  // Two files with one id are both held back: which one is meant cannot be told.
+  const files = new Map<string, string[]>();
+  for (const c of cases) files.set(c.id, [...(files.get(c.id) ?? []), c.file]);
+  const unique = cases.filter((c) => (files.get(c.id) ?? []).length === 1);
   for (const c of cases) {
-    const other = seen.get(c.id);
-    if (other !== undefined)
-      invalid.push({ file: c.file, errors: [{ path: '/id', message: `duplicates the id of ${other}` }] });
-    seen.set(c.id, c.file);
+    const others = (files.get(c.id) ?? []).filter((f) => f !== c.file);
+    if (others.length > 0) {
+      invalid.push({ file: c.file, errors: [{ path: '/id', message: `duplicates the id of ${others.join(', ')}` }] });
+    }
   }
-  const dup = new Set(invalid.map((i) => i.file));
-  return { cases: cases.filter((c) => !dup.has(c.file)), invalid };
+  return { cases: unique, invalid };
 }
 
 /** Whether a case matches `--filter` (case-insensitive substring of its id, name or file). */

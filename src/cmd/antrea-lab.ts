@@ -22,12 +22,13 @@ import { caseMatches, loadCases } from '../lab/conformance/cases.ts';
 import { ConformanceRunner, formatOutcome, summarize } from '../lab/conformance/runner.ts';
 import { labClient, LabPaths, labUp, findPod, probePods, runningLab } from '../lab/control.ts';
 import { runDemo } from '../lab/demo.ts';
+import { auditIsolation } from '../lab/fabric.ts';
 import { bridgeCni } from '../lab/node-cni.ts';
 import { MATRIX_LEGEND, probeMatrix, renderMatrix } from '../lab/probe.ts';
 import { resolveDataDir, readState, type LabCni } from '../lab/state.ts';
 import { LabSupervisor } from '../lab/supervisor.ts';
 import { teardownLab } from '../lab/teardown.ts';
-import { parseEncap, validateNodeCount } from '../lab/topology.ts';
+import { controlSubnet, parseEncap, validateNodeCount } from '../lab/topology.ts';
 
 const USAGE = `usage: antrea-lab COMMAND [options]
 
@@ -158,6 +159,14 @@ async function status(args: string[]): Promise<number> {
   if (state.apiServerURL !== undefined) say(`  API server ${state.apiServerURL}, kubeconfig ${paths.adminKubeconfig}`);
   if (state.error !== undefined) say(`  error: ${state.error}`);
   if (!live) return 3;
+  if (state.slot !== undefined) {
+    const problems = await auditIsolation(runner, state.prefix, controlSubnet(state.slot).cidr);
+    say(
+      problems.length === 0
+        ? "  isolation: ok (no route from the lab to the machine's network; root namespace: one connected route)"
+        : `  isolation: ${problems.length} problem(s):\n${problems.map((p) => `    ${p}`).join('\n')}`,
+    );
+  }
   const client = labClient(paths);
   try {
     const nodes = await client.list<{

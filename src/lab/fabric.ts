@@ -150,6 +150,9 @@ export class LabFabric {
   async createFabricNamespace(topo: Pick<LabTopology, 'fabricNetns'>): Promise<void> {
     const ns = topo.fabricNetns;
     await this.netns.ensure(ns);
+    // Pure layer 2: no IPv6 link-local addresses or routes on the bridges and their ports.
+    await this.sysctl(ns, 'net.ipv6.conf.default.disable_ipv6', '1');
+    await this.sysctl(ns, 'net.ipv6.conf.all.disable_ipv6', '1');
     const bridges = [IFACES.fabricControlBridge, ...UNDERLAY_SUBNETS.map((_, i) => IFACES.fabricUnderlayBridge(i))];
     for (const br of bridges) {
       if (!(await this.linkExists(ns, br))) await this.ip(ns, 'link', 'add', br, 'type', 'bridge');
@@ -306,6 +309,78 @@ export async function routePodCIDRs(
       await runner.run('ip', ['-n', peer.netns, 'route', 'replace', cidr, 'via', n.nodeIP], { timeoutMs: 10_000 });
     }
   }
+}
+
+interface LinkJson {
+  readonly ifname?: string;
+  readonly link_netnsid?: number;
+  readonly linkinfo?: { readonly info_kind?: string };
+}
+interface RouteJson {
+  readonly dst?: string;
+  readonly dev?: string;
+  readonly table?: string;
+  readonly type?: string;
+  readonly protocol?: string;
+  readonly scope?: string;
+}
+
+async function ipJson<T>(runner: CommandRunner, ns: string | undefined, ...args: string[]): Promise<T[]> {
+  const argv = ns === undefined ? ['-j', ...args] : ['-n', ns, '-j', ...args];
+  const r = await runner.run('ip', argv, { timeoutMs: 10_000 });
+  return JSON.parse(r.stdout.trim() === '' ? '[]' : r.stdout) as T[];
+}
+
+/**
+ * Checks that nothing in the lab can route out of the machine: in every lab namespace, the only
+ * link whose peer lives outside the lab's named namespaces (that is, in the root namespace) is the
+ * fabric end of the control veth, which has no address and no route; and in the root namespace the
+ * control veth carries exactly one route, the connected control subnet (plus the kernel's local
+ * entries for its address), and no IPv6. Returns every problem found (empty: isolated).
+ */
+export async function auditIsolation(runner: CommandRunner, prefix: string, controlCidr: string): Promise<string[]> {
+  const problems: string[] = [];
+  const netns = new NetnsManager(runner);
+  for (const ns of labNamespaces(netns, prefix)) {
+    const ids = await ipJson<{ nsid?: number; name?: string }>(runner, ns, 'netns', 'list-id');
+    const named = new Set(ids.filter((x) => x.name !== undefined).map((x) => x.nsid));
+    const outward = (await ipJson<LinkJson>(runner, ns, '-d', 'link', 'show')).filter(
+      (l) => l.link_netnsid !== undefined && !named.has(l.link_netnsid),
+    );
+    for (const l of outward) {
+      if (!(ns === `${prefix}fabric` && l.ifname === IFACES.fabricControlHost)) {
+        problems.push(`${ns}: ${l.ifname ?? '?'} has its peer outside the lab (root namespace?)`);
+      }
+    }
+    const outwardNames = new Set(outward.map((l) => l.ifname));
+    for (const route of [
+      ...(await ipJson<RouteJson>(runner, ns, 'route', 'show', 'table', 'all')),
+      ...(await ipJson<RouteJson>(runner, ns, '-6', 'route', 'show', 'table', 'all')),
+    ]) {
+      if (route.dev !== undefined && outwardNames.has(route.dev)) {
+        problems.push(`${ns}: route ${route.dst ?? '?'} goes out through ${route.dev}, towards the root namespace`);
+      }
+    }
+    for (const a of await ipJson<{ ifname?: string; addr_info?: unknown[] }>(runner, ns, 'addr', 'show')) {
+      if (outwardNames.has(a.ifname) && (a.addr_info ?? []).length > 0) {
+        problems.push(`${ns}: ${a.ifname ?? '?'} (peer in the root namespace) has an address`);
+      }
+    }
+  }
+  const host = `${prefix}ctl`;
+  const hostRoutes = [
+    ...(await ipJson<RouteJson>(runner, undefined, 'route', 'show', 'table', 'all')),
+    ...(await ipJson<RouteJson>(runner, undefined, '-6', 'route', 'show', 'table', 'all')),
+  ].filter((r) => r.dev === host);
+  for (const r of hostRoutes) {
+    const connected = r.dst === controlCidr && r.table === undefined && r.protocol === 'kernel' && r.scope === 'link';
+    const local = r.table === 'local' && r.type !== undefined && ['local', 'broadcast'].includes(r.type);
+    if (!connected && !local) problems.push(`root namespace: unexpected route ${JSON.stringify(r)} on ${host}`);
+  }
+  if (!hostRoutes.some((r) => r.dst === controlCidr && r.table === undefined)) {
+    problems.push(`root namespace: no connected route ${controlCidr} on ${host}`);
+  }
+  return problems;
 }
 
 /** Names of existing namespaces that belong to the lab with `prefix`. */

@@ -129,6 +129,8 @@ export class LabSupervisor implements Runnable {
         clusterCIDR: CLUSTER_CIDR,
         nodeCIDRMaskSize: NODE_CIDR_MASK_SIZE,
         serviceCIDR: SERVICE_CIDR,
+        // The kubelet stand-ins complete graceful Pod deletions (after CNI DEL), as kubelets do.
+        completePodDeletion: false,
         logger: this.log,
         clock: this.clock,
       });

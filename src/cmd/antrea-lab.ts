@@ -7,12 +7,13 @@
  *   antrea-lab down | status | kubeconfig [--data-dir DIR]
  *   antrea-lab exec [-n NAMESPACE] POD -- COMMAND [ARG...]
  *   antrea-lab probe [--port N] [--protocol TCP|UDP] [--namespaces x,y,z] [--data-dir DIR]
- *   antrea-lab demo [--hold] [--verbose]
+ *   antrea-lab demo [--once] [--nodes N] [--data-dir DIR]
  *
  * The data directory (default /var/lib/antrea-lab, or $ANTREA_LAB_DATA_DIR) holds the lab's state,
  * logs and kubeconfig; `down` removes it with everything else the lab made.
  */
-import { join, resolve } from 'node:path';
+import { existsSync, realpathSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
 import { createCommandRunner, createProcessLauncher } from '../common/util/exec.ts';
 import { errorMessage, isAntreaError } from '../common/util/errors.ts';
@@ -49,7 +50,9 @@ const USAGE = `usage: antrea-lab COMMAND [options]
                 --retry-seconds N  retry window of a wrong pair (default 10, as upstream)
                 --verbose          print expected and actual matrices of wrong probes
               Uses the running lab, or brings one up (--nodes, default 2) and removes it after.
-  demo        the single-Node demo (--hold keeps it up until Ctrl-C, --verbose logs on stderr)
+  demo        the demo: a 2-Node lab, Namespaces x, y, z with Pods a, b, c, the connectivity matrix,
+              a sample NetworkPolicy, the matrix again; leaves the lab running (--once removes it)
+                --nodes N (default 2)  --encap MODE  --cni antrea|bridge
 
   Every command takes --data-dir DIR (default /var/lib/antrea-lab, or $ANTREA_LAB_DATA_DIR).`;
 
@@ -58,6 +61,17 @@ const launcher = createProcessLauncher();
 const CLI_ENTRY = import.meta.filename;
 const POD_ENTRY = join(import.meta.dirname, 'lab-pod.ts');
 const say = (line: string): void => console.log(line);
+/** How a user runs this CLI again from a plain shell (for instructions): the pinned node, relative to the working directory. */
+function selfCommand(): string {
+  const short = (p: string): string => {
+    const rel = relative(process.cwd(), p);
+    return rel.startsWith('..') ? p : rel;
+  };
+  const pinned = join(import.meta.dirname, '..', '..', 'node_modules', '.bin', 'node');
+  const node =
+    existsSync(pinned) && realpathSync(pinned) === realpathSync(process.execPath) ? short(pinned) : process.execPath;
+  return `${node} ${short(CLI_ENTRY)}`;
+}
 
 class UsageError extends Error {}
 
@@ -90,14 +104,18 @@ function defaultCni(): LabCni {
   return 'bridge';
 }
 
+function parseCni(value: string | undefined): LabCni {
+  const cni = value ?? defaultCni();
+  if (cni !== 'antrea' && cni !== 'bridge') throw new UsageError(`--cni: must be antrea or bridge, got "${cni}"`);
+  return cni;
+}
+
 async function up(args: string[]): Promise<number> {
   const { values } = parse(args, { nodes: { type: 'string' }, encap: { type: 'string' }, cni: { type: 'string' } });
   const dataDir = resolveDataDir(str(values['data-dir']));
   const nodes = validateNodeCount(Number(str(values['nodes']) ?? '2'));
   const encap = parseEncap(str(values['encap']) ?? 'geneve');
-  const cniValue = str(values['cni']) ?? defaultCni();
-  if (cniValue !== 'antrea' && cniValue !== 'bridge')
-    throw new UsageError(`--cni: must be antrea or bridge, got "${cniValue}"`);
+  const cniValue = parseCni(str(values['cni']));
   needLinuxRoot('up');
   const ac = new AbortController();
   const onSignal = (): void => ac.abort(new Error('interrupted'));
@@ -376,50 +394,51 @@ async function supervise(args: string[]): Promise<number> {
 }
 
 async function demo(args: string[]): Promise<number> {
-  const known = new Set(['--hold', '--verbose']);
-  const unknown = args.filter((a) => !known.has(a));
-  if (unknown.length > 0) {
-    throw new UsageError(`unknown argument ${unknown.join(' ')}`);
-  }
-  if (process.platform !== 'linux') {
-    console.error('antrea-lab demo needs Linux (network namespaces and Open vSwitch)');
-    return 1;
-  }
-  if (process.getuid?.() !== 0) {
-    console.error('antrea-lab demo needs root (it creates network namespaces and runs Open vSwitch)');
-    return 1;
-  }
+  const { values } = parse(args, {
+    once: { type: 'boolean' },
+    nodes: { type: 'string' },
+    encap: { type: 'string' },
+    cni: { type: 'string' },
+  });
+  const dataDir = resolveDataDir(str(values['data-dir']));
+  const nodes = validateNodeCount(Number(str(values['nodes']) ?? '2'));
+  const encap = parseEncap(str(values['encap']) ?? 'geneve');
+  const cni = parseCni(str(values['cni']));
+  needLinuxRoot('demo');
   const ac = new AbortController();
   let interrupts = 0;
   const onSignal = (sig: NodeJS.Signals): void => {
     interrupts++;
     if (interrupts === 1) {
-      console.log(`\n${sig}: stopping`);
+      say(`\n${sig}: stopping`);
       ac.abort(new Error(`interrupted by ${sig}`));
     } else {
-      console.log('cleanup in progress, please wait');
+      say('cleanup in progress, please wait');
     }
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const logger = createLogger({ level: args.includes('--verbose') ? 'debug' : 'warn', format: 'text' });
   try {
     await runDemo({
-      runner: createCommandRunner(),
-      launcher: createProcessLauncher(),
-      say: (line) => console.log(line),
+      dataDir,
+      nodes,
+      encap,
+      cni,
+      runner,
+      launcher,
+      cliCommand: [process.execPath, CLI_ENTRY],
+      labCommand: selfCommand(),
+      say,
       signal: ac.signal,
-      hold: args.includes('--hold'),
-      logger,
+      once: values['once'] === true,
     });
     return 0;
   } catch (err) {
     if (ac.signal.aborted) {
-      console.log('stopped');
+      say('stopped');
       return 130;
     }
-    console.error(`antrea-lab demo failed: ${errorMessage(err)}`);
-    return 1;
+    throw err;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -107,6 +107,10 @@ function defaultCni(): LabCni {
 function parseCni(value: string | undefined): LabCni {
   const cni = value ?? defaultCni();
   if (cni !== 'antrea' && cni !== 'bridge') throw new UsageError(`--cni: must be antrea or bridge, got "${cni}"`);
+  if (cni === 'antrea') {
+    // Never run one CNI while the state claims another.
+    throw new UsageError('--cni antrea: the antrea-agent is not part of this build yet; use --cni bridge');
+  }
   return cni;
 }
 
@@ -370,6 +374,7 @@ async function supervise(args: string[]): Promise<number> {
     'log-level': { type: 'string' },
   });
   const dataDir = resolveDataDir(str(values['data-dir']));
+  parseCni(str(values['cni']));
   const logger = createLogger({ level: parseLogLevel(str(values['log-level']) ?? 'info'), format: 'text' });
   const ac = new AbortController();
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => ac.abort(new Error(`received ${sig}`)));
@@ -377,7 +382,7 @@ async function supervise(args: string[]): Promise<number> {
     dataDir,
     nodes: validateNodeCount(Number(str(values['nodes']) ?? '2')),
     encap: parseEncap(str(values['encap']) ?? 'geneve'),
-    cni: bridgeCni as typeof bridgeCni & { kind: LabCni },
+    cni: { ...bridgeCni, kind: 'bridge' },
     runner,
     launcher,
     podCommand: [process.execPath, POD_ENTRY],

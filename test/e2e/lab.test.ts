@@ -10,7 +10,8 @@
  * [policy-enforcement].
  */
 import t from 'tap';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { cidrHas, parseCIDR, parseIP } from '../../src/common/util/ipaddr.ts';
 import { podRecords, probePods } from '../../src/lab/control.ts';
 import { auditIsolation } from '../../src/lab/fabric.ts';
@@ -19,7 +20,7 @@ import { ensureModel, MODEL_KEYS, type ModelPod } from '../../src/lab/model.ts';
 import { probeMatrix, renderMatrix } from '../../src/lab/probe.ts';
 import { readState } from '../../src/lab/state.ts';
 import { integrationSkipReason, netns, runner } from '../helpers/env.ts';
-import { eventually, labCli, labInventory, rootRoutes, startLab } from '../helpers/lab.ts';
+import { eventually, labCli, labInventory, ROOT, rootRoutes, startLab } from '../helpers/lab.ts';
 
 const skip = integrationSkipReason();
 if (skip !== undefined) t.plan(0, skip);
@@ -266,6 +267,37 @@ t.test('a 2-Node lab with 9 Pods', async (t) => {
     t.match(r.stdout, /node-1 +True +192\.0\.2\.11 +10\.10\.\d+\.0\/24 +ovsdb-server=\d+ ovs-vswitchd=\d+/);
     t.match(r.stdout, /9 Pod\(s\)/);
     t.match(r.stdout, /isolation: ok/);
+  });
+
+  await t.test('conformance runs a directory of case files against the lab', async (t) => {
+    const self = join(ROOT, 'test', 'conformance', 'lab-selftest');
+    const r = await labCli(['conformance', '--data-dir', lab.dataDir, '--cases', self, '--retry-seconds', '2']);
+    t.equal(r.exitCode, 1, 'a failing case makes the run fail');
+    const lines = r.stdout.trimEnd().split('\n');
+    t.match(lines, [/^running 4 case\(s\) from /]);
+    t.match(r.stdout, /^PASS {2}lab-01-allow-all \(/m);
+    t.match(r.stdout, /^PASS {2}lab-02-ipblock-placeholders \(/m);
+    t.match(r.stdout, /^SKIP {2}lab-03-sctp \([^)]*\): .*SCTP/m);
+    t.match(r.stdout, /^FAIL {2}lab-04-wrong-expectation \(/m);
+    t.equal(lines.at(-1), '2 passed, 1 failed, 1 skipped');
+
+    // Any directory in the format: a copy of one case passes alone; a broken file is reported by field.
+    const dir = mkdtempSync('/tmp/alab-cases-');
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    copyFileSync(join(self, '01-allow-all.json'), join(dir, 'mine.json'));
+    const one = await labCli(['conformance', '--data-dir', lab.dataDir, '--cases', dir, '--filter', 'allow-all']);
+    t.equal(one.exitCode, 0, one.stdout + one.stderr);
+    t.match(one.stdout, /1 passed, 0 failed, 0 skipped\n$/);
+    writeFileSync(join(dir, 'broken.json'), JSON.stringify({ schema: 'netpol-case/v1', id: 'broken' }));
+    const bad = await labCli(['conformance', '--data-dir', lab.dataDir, '--cases', dir, '--filter', 'nothing-matches']);
+    t.equal(bad.exitCode, 1);
+    t.match(bad.stdout, /INVALID .*broken\.json\n {2}[^\n]*required/);
+    t.match(bad.stdout, /0 passed, 1 failed, 0 skipped\n$/);
+    t.same(
+      (await lab.client.list({ apiVersion: 'networking.k8s.io/v1', resource: 'networkpolicies' })).items,
+      [],
+      'the runner removed what the cases applied',
+    );
   });
 
   await t.test('down removes everything and a second down finds nothing', async (t) => {

@@ -420,7 +420,9 @@ export async function destroyLabNetwork(
       await runner.run('ip', ['link', 'del', hostIface], { timeoutMs: 10_000 });
       removed.push(`link ${hostIface}`);
     } catch (err) {
-      problems.push(`link ${hostIface}: ${errorMessage(err)}`);
+      // Removing the fabric namespace takes its veth peer, and so this end, with it (asynchronously).
+      const still = await runner.run('ip', ['link', 'show', hostIface], { okExitCodes: [1], timeoutMs: 10_000 });
+      if (still.exitCode === 0) problems.push(`link ${hostIface}: ${errorMessage(err)}`);
     }
   }
   if (removed.length > 0) logger.info('lab network removed', { removed: removed.length });

@@ -10,7 +10,7 @@ import { LabPaths, readState } from '../../src/lab/state.ts';
 import { processesInNetns } from '../../src/lab/processes.ts';
 import { labNamespaces } from '../../src/lab/fabric.ts';
 import { integrationSkipReason, netns } from '../helpers/env.ts';
-import { eventually, LAB_CLI, labCli, labDataDir, labInventory, rootRoutes } from '../helpers/lab.ts';
+import { eventually, LAB_CLI, labCli, labDataDir, labInventory, labRoutes } from '../helpers/lab.ts';
 
 const skip = integrationSkipReason();
 if (skip !== undefined) t.plan(0, skip);
@@ -25,13 +25,13 @@ const SECTIONS = [
 ];
 
 t.test('the demo leaves a lab running; a SIGKILLed supervisor is cleaned up by down', async (t) => {
-  const routesBefore = await rootRoutes();
+  const routesBefore = await labRoutes();
   const dataDir = labDataDir('demo');
   t.teardown(async () => {
     await labCli(['down', '--data-dir', dataDir]);
   });
   const r = await labCli(['demo', '--data-dir', dataDir]);
-  t.equal(r.exitCode, 0, r.stderr);
+  t.equal(r.exitCode, 0, 'exit status 0', { output: r.stdout + r.stderr });
   for (const re of SECTIONS) t.match(r.stdout, re);
   // What the matrix says must be what the policy asks for, or the demo must say why it is not.
   t.match(
@@ -70,10 +70,10 @@ t.test('the demo leaves a lab running; a SIGKILLed supervisor is cleaned up by d
   t.match(st.stdout, /supervisor not running \(antrea-lab down cleans up\)/);
 
   const down = await labCli(['down', '--data-dir', dataDir]);
-  t.equal(down.exitCode, 0, down.stdout + down.stderr);
+  t.equal(down.exitCode, 0, 'exit status 0', { output: down.stdout + down.stderr });
   t.match(down.stdout, /leftover process\(es\) stopped/);
   t.same(await labInventory(dataDir), [], 'no namespace, link, process, mount or file is left');
-  t.same(await rootRoutes(), routesBefore, 'the root routes are as before');
+  t.same(await labRoutes(state.prefix), routesBefore, "the root namespace's routes are as before");
 });
 
 t.test('demo --once removes the lab at the end', async (t) => {
@@ -82,7 +82,7 @@ t.test('demo --once removes the lab at the end', async (t) => {
     await labCli(['down', '--data-dir', dataDir]);
   });
   const r = await labCli(['demo', '--once', '--data-dir', dataDir]);
-  t.equal(r.exitCode, 0, r.stderr);
+  t.equal(r.exitCode, 0, 'exit status 0', { output: r.stdout + r.stderr });
   for (const re of SECTIONS) t.match(r.stdout, re);
   t.match(r.stdout, new RegExp(`lab removed \\(${dataDir}\\)\n$`));
   t.notMatch(r.stdout, /keeps running/);

@@ -20,7 +20,7 @@ import { ensureModel, MODEL_KEYS, type ModelPod } from '../../src/lab/model.ts';
 import { probeMatrix, renderMatrix } from '../../src/lab/probe.ts';
 import { readState } from '../../src/lab/state.ts';
 import { integrationSkipReason, netns, runner } from '../helpers/env.ts';
-import { eventually, labCli, labInventory, ROOT, rootRoutes, startLab } from '../helpers/lab.ts';
+import { eventually, labCli, labInventory, labRoutes, ROOT, startLab } from '../helpers/lab.ts';
 
 const skip = integrationSkipReason();
 if (skip !== undefined) t.plan(0, skip);
@@ -44,7 +44,7 @@ interface PodObj {
 }
 
 t.test('a 2-Node lab with 9 Pods', async (t) => {
-  const routesBefore = await rootRoutes();
+  const routesBefore = await labRoutes();
   const lab = await startLab(t, 'e2e', ['--nodes', '2']);
   const state = readState(lab.paths);
   if (state === undefined) throw new Error('no state file');
@@ -89,7 +89,7 @@ t.test('a 2-Node lab with 9 Pods', async (t) => {
     if (state.slot === undefined) throw new Error('no control slot in the state');
     const cidr = `198.51.100.${state.slot * 32}/27`;
     t.same(await auditIsolation(runner, lab.prefix, cidr), []);
-    const added = (await rootRoutes()).filter((r) => !routesBefore.includes(r));
+    const added = (await labRoutes(lab.prefix)).filter((r) => !routesBefore.includes(r));
     t.same(
       added.filter((r) => !/^(local|broadcast) /.test(r)),
       [`${cidr} dev ${lab.prefix}ctl proto kernel scope link src 198.51.100.${state.slot * 32 + 1}`],
@@ -286,7 +286,7 @@ t.test('a 2-Node lab with 9 Pods', async (t) => {
     t.teardown(() => rmSync(dir, { recursive: true, force: true }));
     copyFileSync(join(self, '01-allow-all.json'), join(dir, 'mine.json'));
     const one = await labCli(['conformance', '--data-dir', lab.dataDir, '--cases', dir, '--filter', 'allow-all']);
-    t.equal(one.exitCode, 0, one.stdout + one.stderr);
+    t.equal(one.exitCode, 0, 'exit status 0', { output: one.stdout + one.stderr });
     t.match(one.stdout, /1 passed, 0 failed, 0 skipped\n$/);
     writeFileSync(join(dir, 'broken.json'), JSON.stringify({ schema: 'netpol-case/v1', id: 'broken' }));
     const bad = await labCli(['conformance', '--data-dir', lab.dataDir, '--cases', dir, '--filter', 'nothing-matches']);
@@ -302,10 +302,10 @@ t.test('a 2-Node lab with 9 Pods', async (t) => {
 
   await t.test('down removes everything and a second down finds nothing', async (t) => {
     const r = await labCli(['down', '--data-dir', lab.dataDir]);
-    t.equal(r.exitCode, 0, r.stdout + r.stderr);
+    t.equal(r.exitCode, 0, 'exit status 0', { output: r.stdout + r.stderr });
     t.match(r.stdout, /stopping the lab supervisor/);
     t.same(await labInventory(lab.dataDir), []);
-    t.same(await rootRoutes(), routesBefore, 'the root routes are as before');
+    t.same(await labRoutes(lab.prefix), routesBefore, "the root namespace's routes are as before");
     const again = await labCli(['down', '--data-dir', lab.dataDir]);
     t.match(again.stdout, /nothing to remove/);
     const status = await labCli(['status', '--data-dir', lab.dataDir]);

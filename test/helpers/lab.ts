@@ -95,6 +95,22 @@ export async function rootRoutes(): Promise<string[]> {
   return out.sort();
 }
 
+/** Address ranges the labs use (Pods, underlays, external, control); none may gain a root route but the control one. */
+const LAB_RANGES = /(^|[\s/])(10\.10\.|203\.0\.113\.|192\.0\.2\.|198\.51\.100\.)/;
+
+/**
+ * The root namespace's routes that concern the lab with `prefix`: every route on one of its devices,
+ * and every route towards a lab address range except those on another lab's devices (other labs
+ * run concurrently in the test suite). Without `prefix`: only the latter.
+ */
+export async function labRoutes(prefix?: string): Promise<string[]> {
+  return (await rootRoutes()).filter((r) => {
+    if (prefix !== undefined && r.includes(` dev ${prefix}`)) return true;
+    if (/ dev al[0-9a-f]{5}-/.test(r)) return false;
+    return LAB_RANGES.test(r);
+  });
+}
+
 /** Waits for `cond` to hold, polling. */
 export async function eventually(
   what: string,

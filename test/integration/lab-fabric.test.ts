@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { auditIsolation, destroyLabNetwork, labNamespaces, LabFabric } from '../../src/lab/fabric.ts';
 import { buildTopology, labPrefix, type LabTopology } from '../../src/lab/topology.ts';
 import { integrationSkipReason, netns, runner } from '../helpers/env.ts';
-import { rootRoutes } from '../helpers/lab.ts';
+import { labRoutes } from '../helpers/lab.ts';
 
 const skip = integrationSkipReason();
 if (skip !== undefined) t.plan(0, skip);
@@ -34,7 +34,7 @@ async function labNetwork(t: Test, nodes: number, encap: 'geneve' | 'hybrid'): P
 }
 
 t.test('a hybrid lab network connects Nodes, router and external, and nothing else', async (t) => {
-  const before = await rootRoutes();
+  const before = await labRoutes();
   const topo = await labNetwork(t, 3, 'hybrid');
   const [n1, n2, n3] = topo.nodes;
   if (n1 === undefined || n2 === undefined || n3 === undefined) throw new Error('3 Nodes expected');
@@ -48,7 +48,7 @@ t.test('a hybrid lab network connects Nodes, router and external, and nothing el
   t.notOk(await ping(topo.externalNetns, topo.control.hostIP), 'the external network cannot reach the control subnet');
   t.notOk(await ping(n1.netns, '192.0.2.2'), 'nothing beyond the router: not even an address the machine itself uses');
 
-  const added = (await rootRoutes()).filter((r) => !before.includes(r));
+  const added = (await labRoutes(topo.prefix)).filter((r) => !before.includes(r));
   t.same(
     added.filter((r) => !r.startsWith('local ') && !r.startsWith('broadcast ')),
     [`${topo.control.cidr} dev ${topo.control.hostIface} proto kernel scope link src ${topo.control.hostIP}`],
@@ -87,9 +87,11 @@ t.test('a hybrid lab network connects Nodes, router and external, and nothing el
 
   const { removed, problems: left } = await destroyLabNetwork(runner, topo.prefix);
   t.same(left, []);
-  t.equal(removed.length, 7, removed.join(', '));
+  t.equal(removed.filter((r) => r.startsWith('namespace ')).length, 6, removed.join(', '));
+  const link = await runner.run('ip', ['link', 'show', topo.control.hostIface], { okExitCodes: [1] });
+  t.equal(link.exitCode, 1, 'the control veth is gone');
   t.same(labNamespaces(netns, topo.prefix), [], 'no lab namespace left');
-  t.same(await rootRoutes(), before, 'the root routes are back to what they were');
+  t.same(await labRoutes(topo.prefix), before, 'the root routes are back to what they were');
   const again = await destroyLabNetwork(runner, topo.prefix);
   t.same(again, { removed: [], problems: [] }, 'idempotent');
 });

@@ -24,12 +24,12 @@ import { ConformanceRunner, formatOutcome, summarize } from '../lab/conformance/
 import { labClient, LabPaths, labUp, findPod, probePods, runningLab } from '../lab/control.ts';
 import { runDemo } from '../lab/demo.ts';
 import { auditIsolation } from '../lab/fabric.ts';
-import { bridgeCni } from '../lab/node-cni.ts';
+import { antreaCni, bridgeCni } from '../lab/node-cni.ts';
 import { MATRIX_LEGEND, probeMatrix, renderMatrix } from '../lab/probe.ts';
 import { resolveDataDir, readState, type LabCni } from '../lab/state.ts';
 import { LabSupervisor } from '../lab/supervisor.ts';
 import { teardownLab } from '../lab/teardown.ts';
-import { controlSubnet, parseEncap, validateNodeCount } from '../lab/topology.ts';
+import { controlSubnet, parseEncap, SERVICE_CIDR, validateNodeCount } from '../lab/topology.ts';
 
 const USAGE = `usage: antrea-lab COMMAND [options]
 
@@ -100,16 +100,23 @@ function str(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
+const AGENT_ENTRY = join(import.meta.dirname, 'antrea-agent.ts');
+const INSTALL_CNI_ENTRY = join(import.meta.dirname, 'install-cni.ts');
+
+/** Whether this tree has the antrea agent and its CNI install step. */
+function antreaAvailable(): boolean {
+  return existsSync(AGENT_ENTRY) && existsSync(INSTALL_CNI_ENTRY);
+}
+
 function defaultCni(): LabCni {
-  return 'bridge';
+  return antreaAvailable() ? 'antrea' : 'bridge';
 }
 
 function parseCni(value: string | undefined): LabCni {
   const cni = value ?? defaultCni();
   if (cni !== 'antrea' && cni !== 'bridge') throw new UsageError(`--cni: must be antrea or bridge, got "${cni}"`);
-  if (cni === 'antrea') {
-    // Never run one CNI while the state claims another.
-    throw new UsageError('--cni antrea: the antrea-agent is not part of this build yet; use --cni bridge');
+  if (cni === 'antrea' && !antreaAvailable()) {
+    throw new UsageError(`--cni antrea: ${AGENT_ENTRY} is not part of this build yet; use --cni bridge`);
   }
   return cni;
 }
@@ -374,15 +381,27 @@ async function supervise(args: string[]): Promise<number> {
     'log-level': { type: 'string' },
   });
   const dataDir = resolveDataDir(str(values['data-dir']));
-  parseCni(str(values['cni']));
+  const cniKind = parseCni(str(values['cni']));
+  const encap = parseEncap(str(values['encap']) ?? 'geneve');
   const logger = createLogger({ level: parseLogLevel(str(values['log-level']) ?? 'info'), format: 'text' });
   const ac = new AbortController();
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => ac.abort(new Error(`received ${sig}`)));
   const supervisor = new LabSupervisor({
     dataDir,
     nodes: validateNodeCount(Number(str(values['nodes']) ?? '2')),
-    encap: parseEncap(str(values['encap']) ?? 'geneve'),
-    cni: { ...bridgeCni, kind: 'bridge' },
+    encap,
+    cni:
+      cniKind === 'antrea'
+        ? antreaCni({
+            runner,
+            launcher,
+            agentCommand: [process.execPath, AGENT_ENTRY],
+            installCniCommand: [process.execPath, INSTALL_CNI_ENTRY],
+            encap,
+            serviceCIDR: SERVICE_CIDR,
+            logger,
+          })
+        : { ...bridgeCni, kind: 'bridge' },
     runner,
     launcher,
     podCommand: [process.execPath, POD_ENTRY],

@@ -240,7 +240,13 @@ export class LabSupervisor implements Runnable {
     }
     const runtime = new CniRuntime({
       confDir: this.paths.cniConfDir(spec.name),
-      binDirs: this.o.cni.binDirs({ nodeName: spec.name, netns: spec.netns, podCIDR: '', paths: this.paths }),
+      binDirs: this.o.cni.binDirs({
+        nodeName: spec.name,
+        netns: spec.netns,
+        podCIDR: '',
+        nodeIP: spec.nodeIP,
+        paths: this.paths,
+      }),
       cacheDir: this.paths.cniCacheDir(spec.name),
       runner: this.o.runner,
       netns: spec.netns,
@@ -271,8 +277,15 @@ export class LabSupervisor implements Runnable {
       ).spec?.podCIDR;
     }
     state.podCIDR = podCIDR;
-    const ctx: NodeCniContext = { nodeName: spec.name, netns: spec.netns, podCIDR, paths: this.paths };
+    const ctx: NodeCniContext = {
+      nodeName: spec.name,
+      netns: spec.netns,
+      podCIDR,
+      nodeIP: spec.nodeIP,
+      paths: this.paths,
+    };
     await this.o.cni.start(ctx, signal);
+    Object.assign(state.pids, this.o.cni.pids?.(ctx) ?? {});
     await kubelet.reportNodeStatus();
     this.progress(`  ${spec.name}: ${spec.nodeIP}, Pod CIDR ${podCIDR}, namespace ${spec.netns}`);
     return { spec, ovs, kubelet, ctx, state };

@@ -1,0 +1,52 @@
+/**
+ * antrea-cni: the CNI plugin executable a container runtime runs for every Pod network operation.
+ * It forwards the request to the agent's CNI socket and prints the answer (src/common/cni/plugin.ts).
+ *
+ * The agent's endpoint: $ANTREA_CNI_SOCKET (set by the launcher the install step writes), else
+ * Antrea's default (/var/run/antrea/cni.sock on Linux, \\.\pipe\cnisock on Windows).
+ *
+ * Start-up time counts towards every Pod's start, so this file and what it imports stay small: no
+ * logger, no gRPC library, only node: built-ins.
+ */
+import { readFileSync } from 'node:fs';
+import { cniMethodPath } from '../common/apis/cni/proto.ts';
+import { grpcUnaryCall } from '../common/cni/grpc-client.ts';
+import { runPlugin } from '../common/cni/plugin.ts';
+
+export const DEFAULT_CNI_SOCKET = process.platform === 'win32' ? '\\\\.\\pipe\\cnisock' : '/var/run/antrea/cni.sock';
+
+function readStdin(command: string | undefined): Buffer {
+  if (command === 'VERSION' || command === undefined || command === '') return Buffer.alloc(0);
+  try {
+    return readFileSync(0);
+  } catch (err) {
+    // EAGAIN on a non-blocking terminal, EOF on a closed stdin: treat as empty input.
+    if ((err as NodeJS.ErrnoException).code === 'EAGAIN' || (err as NodeJS.ErrnoException).code === 'EOF') {
+      return Buffer.alloc(0);
+    }
+    throw err;
+  }
+}
+
+async function main(): Promise<number> {
+  const endpoint = process.env['ANTREA_CNI_SOCKET'] ?? DEFAULT_CNI_SOCKET;
+  const out = await runPlugin({ env: process.env, stdin: readStdin(process.env['CNI_COMMAND']) }, (method, request) =>
+    grpcUnaryCall(endpoint, cniMethodPath(method), request),
+  );
+  if (out.stderr !== '') process.stderr.write(out.stderr);
+  if (out.stdout !== '') process.stdout.write(out.stdout);
+  return out.exitCode;
+}
+
+if (import.meta.main) {
+  main().then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      // Only an I/O failure reading stdin can get here; the spec's IO_FAILURE is code 5.
+      process.stdout.write(JSON.stringify({ cniVersion: '1.1.0', code: 5, msg: `antrea-cni: ${String(err)}` }) + '\n');
+      process.exitCode = 1;
+    },
+  );
+}

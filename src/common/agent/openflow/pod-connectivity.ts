@@ -1,0 +1,330 @@
+/**
+ * The PodConnectivity feature (Antrea's featurePodConnectivity; facts §1.6, §1.7, §1.9): the
+ * pipeline's base flows for the gateway, the tunnel and conntrack, and the per-Pod flows
+ * (classifier, spoof guard, ARP spoof guard, L2 and L3 forwarding) installed before the CNI server
+ * answers an ADD and removed on DEL.
+ *
+ * IPv4 only for now: IPv6 Pods get no SpoofGuard/L3 flows yet (and would be dropped by SpoofGuard).
+ * The Service, NetworkPolicy and Egress features add their own tables around these.
+ */
+import type { Flow } from '../../ovs/openflow/flow.ts';
+import type { PodFlowClient, PodFlowTarget } from '../cniserver/server.ts';
+import { ValidationError } from '../../util/errors.ts';
+import { cidrIp, ipFamily } from '../../util/ip.ts';
+import type { BridgeClient } from './bridge.ts';
+import { Nat } from './builder.ts';
+import type { CookieAllocator, CookieCategory } from './cookie.ts';
+import {
+  ConnSourceCTMarkField,
+  CT_ZONE,
+  FromExternalRegMark,
+  FromGatewayCTMark,
+  FromGatewayRegMark,
+  FromLocalRegMark,
+  FromPodRegMark,
+  FromTunnelRegMark,
+  NotConnSNATCTMark,
+  NotRewriteMACRegMark,
+  OutputToOFPortRegMark,
+  PktSourceField,
+  PRIORITY,
+  RewriteMACRegMark,
+  TargetOFPortField,
+  ToGatewayRegMark,
+} from './fields.ts';
+import type { Feature, RealizedPipeline } from './framework.ts';
+import { T, type TableDef } from './pipeline.ts';
+
+/** The MAC the agent uses as next hop for traffic to remote Nodes (Antrea's GlobalVirtualMAC). */
+export const GLOBAL_VIRTUAL_MAC = 'aa:bb:cc:dd:ee:ff';
+
+export interface PodConnectivityConfig {
+  readonly cookies: CookieAllocator;
+  readonly gateway: { readonly ofport: number; readonly mac: string; readonly ips: readonly string[] };
+  /** Absent in noEncap mode. */
+  readonly tunnel?: { readonly ofport: number };
+  /** The Node's Pod CIDRs. */
+  readonly podCIDRs: readonly string[];
+}
+
+/** The flow-cache key of one Pod's flows (Antrea keys them by OVS port name). */
+export function podFlowKey(portName: string): string {
+  return `pod/${portName}`;
+}
+
+export class PodConnectivityFeature implements Feature {
+  readonly name = 'PodConnectivity';
+  readonly category: CookieCategory = 'PodConnectivity';
+  private readonly cfg: PodConnectivityConfig;
+
+  constructor(cfg: PodConnectivityConfig) {
+    if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(cfg.gateway.mac)) {
+      throw new ValidationError('gateway.mac', `invalid MAC ${JSON.stringify(cfg.gateway.mac)}`);
+    }
+    this.cfg = cfg;
+  }
+
+  requiredTables(): readonly TableDef[] {
+    return [
+      T.ARPSpoofGuard,
+      T.ARPResponder,
+      T.Classifier,
+      T.SpoofGuard,
+      T.ConntrackZone,
+      T.ConntrackState,
+      T.L3Forwarding,
+      T.L3DecTTL,
+      T.L2ForwardingCalc,
+      T.ConntrackCommit,
+      T.Output,
+    ];
+  }
+
+  private get cookie(): bigint {
+    return this.cfg.cookies.request('PodConnectivity');
+  }
+
+  /** Node-wide flows: gateway, tunnel, conntrack, TTL and output. */
+  initialFlows(p: RealizedPipeline): readonly Flow[] {
+    const c = this.cookie;
+    const gw = this.cfg.gateway;
+    const gw4 = gw.ips.filter((ip) => ipFamily(ip) === 4);
+    const cidr4 = this.cfg.podCIDRs.filter((cidr) => ipFamily(cidrIp(cidr)) === 4);
+    const out: Flow[] = [];
+    const table = (t: TableDef): ReturnType<RealizedPipeline['table']> => p.table(t);
+
+    // ARP: the gateway may announce its own address; everything accepted goes to NORMAL.
+    for (const ip of gw4) {
+      out.push(
+        table(T.ARPSpoofGuard)
+          .flow(PRIORITY.normal)
+          .cookie(c)
+          .matchProtocol('arp')
+          .matchInPort(gw.ofport)
+          .matchARPSha(gw.mac)
+          .matchARPSpa(ip)
+          .next(),
+      );
+    }
+    out.push(table(T.ARPResponder).flow(PRIORITY.low).cookie(c).matchProtocol('arp').normal().done());
+
+    // Classifier: where packets come from.
+    for (const ip of gw4) {
+      out.push(
+        table(T.Classifier)
+          .flow(PRIORITY.high)
+          .cookie(c)
+          .matchProtocol('ip')
+          .matchInPort(gw.ofport)
+          .matchSrcIP(ip)
+          .loadRegMark(FromGatewayRegMark, FromLocalRegMark)
+          .gotoStage('validation'),
+      );
+    }
+    out.push(
+      table(T.Classifier)
+        .flow(PRIORITY.normal)
+        .cookie(c)
+        .matchInPort(gw.ofport)
+        .loadRegMark(FromGatewayRegMark, FromExternalRegMark)
+        .gotoStage('validation'),
+    );
+    if (this.cfg.tunnel !== undefined) {
+      out.push(
+        table(T.Classifier)
+          .flow(PRIORITY.normal)
+          .cookie(c)
+          .matchInPort(this.cfg.tunnel.ofport)
+          .loadRegMark(FromTunnelRegMark, RewriteMACRegMark)
+          .gotoStage('conntrackState'),
+      );
+    }
+    // SpoofGuard: the gateway is trusted.
+    out.push(table(T.SpoofGuard).flow(PRIORITY.normal).cookie(c).matchProtocol('ip').matchInPort(gw.ofport).next());
+
+    // Conntrack: every IP packet through zone 65520 (with NAT), invalid connections dropped.
+    out.push(
+      table(T.ConntrackZone)
+        .flow(PRIORITY.normal)
+        .cookie(c)
+        .matchProtocol('ip')
+        .ct({ table: table(T.ConntrackState), zone: CT_ZONE.CtZone, nat: Nat.restore() })
+        .done(),
+    );
+    out.push(
+      table(T.ConntrackState)
+        .flow(PRIORITY.normal)
+        .cookie(c)
+        .matchProtocol('ip')
+        .matchCTState({ inv: true, trk: true })
+        .done(),
+    );
+
+    // L3Forwarding: to the gateway, replies of connections from the gateway, and local Pods.
+    for (const ip of gw4) {
+      out.push(
+        table(T.L3Forwarding)
+          .flow(PRIORITY.high)
+          .cookie(c)
+          .matchProtocol('ip')
+          .matchDstIP(ip)
+          .setDstMAC(gw.mac)
+          .loadRegMark(ToGatewayRegMark)
+          .gotoTable(table(T.L3DecTTL)),
+      );
+    }
+    out.push(
+      table(T.L3Forwarding)
+        .flow(PRIORITY.high)
+        .cookie(c)
+        .matchProtocol('ip')
+        .matchCTState({ rpl: true, trk: true })
+        .matchCTMark(FromGatewayCTMark)
+        .setDstMAC(gw.mac)
+        .loadRegMark(ToGatewayRegMark)
+        .gotoTable(table(T.L3DecTTL)),
+    );
+    for (const cidr of cidr4) {
+      out.push(
+        table(T.L3Forwarding)
+          .flow(PRIORITY.normal)
+          .cookie(c)
+          .matchProtocol('ip')
+          .matchRegMark(NotRewriteMACRegMark)
+          .matchDstIP(cidr)
+          .gotoStage('switching'),
+      );
+    }
+    // L3DecTTL: packets from the gateway keep their TTL (the host routed them already).
+    out.push(
+      table(T.L3DecTTL).flow(PRIORITY.high).cookie(c).matchProtocol('ip').matchRegMark(FromGatewayRegMark).next(),
+    );
+    out.push(table(T.L3DecTTL).flow(PRIORITY.normal).cookie(c).matchProtocol('ip').decTTL().next());
+
+    // L2ForwardingCalc: the gateway and the tunnel by destination MAC.
+    out.push(
+      table(T.L2ForwardingCalc)
+        .flow(PRIORITY.normal)
+        .cookie(c)
+        .matchDstMAC(gw.mac)
+        .loadToField(TargetOFPortField, gw.ofport)
+        .loadRegMark(OutputToOFPortRegMark)
+        .next(),
+    );
+    if (this.cfg.tunnel !== undefined) {
+      out.push(
+        table(T.L2ForwardingCalc)
+          .flow(PRIORITY.normal)
+          .cookie(c)
+          .matchDstMAC(GLOBAL_VIRTUAL_MAC)
+          .loadToField(TargetOFPortField, this.cfg.tunnel.ofport)
+          .loadRegMark(OutputToOFPortRegMark)
+          .next(),
+      );
+    }
+    // ConntrackCommit: new connections remember where they came from (ct_mark[0..3]).
+    out.push(
+      table(T.ConntrackCommit)
+        .flow(PRIORITY.normal)
+        .cookie(c)
+        .matchProtocol('ip')
+        .matchCTState({ new: true, trk: true })
+        .matchCTMark(NotConnSNATCTMark)
+        .ct({
+          commit: true,
+          table: table(T.Output),
+          zone: CT_ZONE.CtZone,
+          exec: [ConnSourceCTMarkField.moveFrom(PktSourceField)],
+        })
+        .done(),
+    );
+    // Output: to the port chosen in reg1.
+    out.push(
+      table(T.Output)
+        .flow(PRIORITY.normal)
+        .cookie(c)
+        .matchRegMark(OutputToOFPortRegMark)
+        .outputToField(TargetOFPortField)
+        .done(),
+    );
+    return out;
+  }
+
+  /** The flows of one local Pod (facts §1.6). */
+  podFlows(p: RealizedPipeline, pod: PodFlowTarget): Flow[] {
+    const c = this.cookie;
+    const gw = this.cfg.gateway;
+    const mac = pod.mac.toLowerCase();
+    const out: Flow[] = [
+      p
+        .table(T.Classifier)
+        .flow(PRIORITY.low)
+        .cookie(c)
+        .matchInPort(pod.ofport)
+        .loadRegMark(FromPodRegMark, FromLocalRegMark)
+        .gotoStage('validation'),
+      p
+        .table(T.L2ForwardingCalc)
+        .flow(PRIORITY.normal)
+        .cookie(c)
+        .matchDstMAC(mac)
+        .loadToField(TargetOFPortField, pod.ofport)
+        .loadRegMark(OutputToOFPortRegMark)
+        .next(),
+    ];
+    for (const ip of pod.ips.filter((x) => ipFamily(x) === 4)) {
+      out.push(
+        p
+          .table(T.ARPSpoofGuard)
+          .flow(PRIORITY.normal)
+          .cookie(c)
+          .matchProtocol('arp')
+          .matchInPort(pod.ofport)
+          .matchARPSha(mac)
+          .matchARPSpa(ip)
+          .next(),
+        p
+          .table(T.SpoofGuard)
+          .flow(PRIORITY.normal)
+          .cookie(c)
+          .matchProtocol('ip')
+          .matchInPort(pod.ofport)
+          .matchSrcMAC(mac)
+          .matchSrcIP(ip)
+          .next(),
+        p
+          .table(T.L3Forwarding)
+          .flow(PRIORITY.normal)
+          .cookie(c)
+          .matchProtocol('ip')
+          .matchRegMark(RewriteMACRegMark)
+          .matchDstIP(ip)
+          .setSrcMAC(gw.mac)
+          .setDstMAC(mac)
+          .gotoTable(p.table(T.L3DecTTL)),
+      );
+    }
+    return out;
+  }
+}
+
+/** Installs and removes Pod flows through the bridge client (the CNI server's PodFlowClient). */
+export class PodFlowInstaller implements PodFlowClient {
+  private readonly bridge: BridgeClient;
+  private readonly feature: PodConnectivityFeature;
+
+  constructor(bridge: BridgeClient, feature: PodConnectivityFeature) {
+    this.bridge = bridge;
+    this.feature = feature;
+  }
+
+  /** Replaces the Pod's flows in one bundle (idempotent). */
+  installPodFlows(pod: PodFlowTarget): Promise<void> {
+    return this.bridge.replaceFlows(podFlowKey(pod.name), this.feature.podFlows(this.bridge.pipeline, pod));
+  }
+
+  /** Deletes the Pod's flows; nothing to delete is not an error. */
+  uninstallPodFlows(portName: string): Promise<void> {
+    return this.bridge.deleteFlows(podFlowKey(portName));
+  }
+}

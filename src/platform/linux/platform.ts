@@ -1,0 +1,57 @@
+/**
+ * The Linux platform strategy (createLinuxPlatform): netlink for links, addresses and routes, koffi
+ * for setns and the packet/ethtool calls, /proc/sys for sysctls. It acts on the network namespace
+ * the agent process runs in.
+ */
+import { capabilitiesFrom, type PlatformStrategy } from '../../common/host/platform.ts';
+import { type Clock, systemClock } from '../../common/util/clock.ts';
+import { type Logger, nullLogger } from '../../common/util/log.ts';
+import { Netlink } from './netlink.ts';
+import { LinuxNodeNetwork } from './node-network.ts';
+import { LinuxPodInterfaces } from './pod-interfaces.ts';
+
+export interface LinuxPlatformOptions {
+  readonly logger?: Logger;
+  readonly clock?: Clock;
+  /** Root of the sysctl tree (default /proc/sys). */
+  readonly procSys?: string;
+}
+
+/** What the Linux strategy supports (Antrea's Linux support minus what antrea-ts lacks yet). */
+export const LINUX_CAPABILITIES = capabilitiesFrom('linux', {
+  datapathTypes: ['system', 'netdev'],
+  trafficEncapModes: ['encap', 'noEncap', 'hybrid'],
+  // OVS's userspace datapath has no STT.
+  tunnelTypes: { system: ['geneve', 'vxlan', 'gre', 'stt'], netdev: ['geneve', 'vxlan', 'gre'] },
+  encryptionModes: ['none'],
+  unsupportedFeatureGates: [],
+  tunnelNeedsLocalIp: false,
+});
+
+export function createLinuxPlatform(opts: LinuxPlatformOptions = {}): PlatformStrategy {
+  const logger = opts.logger ?? nullLogger;
+  const clock = opts.clock ?? systemClock;
+  const host = Netlink.open();
+  return {
+    os: 'linux',
+    capabilities: LINUX_CAPABILITIES,
+    paths: {
+      ovsRunDir: '/var/run/openvswitch',
+      cniSocket: '/var/run/antrea/cni.sock',
+      stateDir: '/var/run/antrea',
+      cniBinDir: '/opt/cni/bin',
+      cniConfDir: '/etc/cni/net.d',
+    },
+    nodeNetwork: new LinuxNodeNetwork({
+      host,
+      logger,
+      clock,
+      ...(opts.procSys === undefined ? {} : { procSys: opts.procSys }),
+    }),
+    podInterfaces: new LinuxPodInterfaces({ host, logger, clock }),
+    close() {
+      host.close();
+      return Promise.resolve();
+    },
+  };
+}

@@ -1,0 +1,192 @@
+/**
+ * `npm run bench -- cni [--pods N]`
+ *
+ * CNI ADD and DEL latency for N Pods (default 100) on one real Node (antrea-agent in a Node
+ * namespace with a private userspace OVS and its own OpenFlow pipeline), measured from the
+ * plugin's exec to its result, exactly as a runtime runs it. The baseline, in the same run and
+ * interleaved Pod by Pod, is a shell script doing only the unavoidable kernel work with `ip`: a
+ * veth pair created into the Pod's namespace, its address, both ends up (and, for DEL, deleting
+ * the veth); it has no IPAM, OVS port or flows. Both are exec'd from a small helper process. The
+ * ratio is baseline / ours at p50 (> 1 would be faster than the baseline); the goal for ADD is a
+ * ratio of at least 1/3 (within 3x). `agent_steps` says where the agent's share goes.
+ *
+ * Also measured: the plugin's start-up (VERSION) against bare Node and against loading
+ * @grpc/grpc-js, and the agent's own share of ADD (from its log).
+ *
+ * Needs root (network namespaces and OVS daemons).
+ */
+import { join } from 'node:path';
+import { AgentNode, Cleanup, type PodRef } from '../helpers/agent-node.ts';
+import { createHelperRunner } from '../../src/common/util/exec.ts';
+import { netns } from '../helpers/env.ts';
+import { emit, percentile, round } from './lib.ts';
+
+interface Options {
+  pods: number;
+}
+
+function parseArgs(args: string[]): Options {
+  const opts: Options = { pods: 100 };
+  for (let i = 0; i < args.length; i++) {
+    const v = Number(args[i + 1]);
+    if (args[i] !== '--pods' || !Number.isInteger(v) || v < 1) {
+      throw new Error(`usage: npm run bench -- cni [--pods N] (bad: ${args[i]})`);
+    }
+    opts.pods = v;
+    i++;
+  }
+  return opts;
+}
+
+function stats(xs: readonly number[]): { p50_ms: number; p99_ms: number; mean_ms: number } {
+  return {
+    p50_ms: round(percentile(xs, 50)),
+    p99_ms: round(percentile(xs, 99)),
+    mean_ms: round(xs.reduce((a, b) => a + b, 0) / xs.length),
+  };
+}
+
+async function timeIt(fn: () => Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  await fn();
+  return performance.now() - t0;
+}
+
+/** The baseline: only the kernel work, with `ip`, as one script (one exec, like the plugin). */
+function baselineAdd(nodeNs: string, podNs: string, host: string, ip: string): string {
+  return [
+    `ip -n ${nodeNs} link add ${host} mtu 1450 type veth peer name eth0 mtu 1450 netns ${podNs}`,
+    `ip -n ${podNs} addr add ${ip}/24 dev eth0`,
+    `ip -n ${podNs} link set eth0 up`,
+    `ip -n ${nodeNs} link set ${host} up`,
+  ].join(' && ');
+}
+
+export async function run(args: string[]): Promise<void> {
+  const opts = parseArgs(args);
+  if (process.getuid?.() !== 0) throw new Error('the cni benchmark needs root');
+  const cleanup = new Cleanup();
+  // Commands start from a small helper process, as a runtime's vfork would: spawning straight from
+  // this (large) benchmark process would add ~15 ms to both sides.
+  const runner = createHelperRunner();
+  cleanup.teardown(() => runner.close());
+  try {
+    const node = await AgentNode.create(cleanup, { podCIDR: '10.10.0.0/16' });
+    await node.start();
+    const podNs: string[] = [];
+    const baseNs: string[] = [];
+    for (let i = 0; i < opts.pods + 3; i++) {
+      podNs.push(await node.podNetns(cleanup));
+      const b = `cnib-${process.pid}-${i}`;
+      await netns.ensure(b);
+      cleanup.teardown(() => netns.delete(b));
+      baseNs.push(b);
+    }
+    const pods: PodRef[] = podNs.map((n, i) => ({
+      containerId: `bench${process.pid}c${i}`,
+      netns: n,
+      name: `bench-${i}`,
+    }));
+
+    // Warm-up: the first calls pay for caches (host-local VERSION, compile cache, OVS).
+    for (let i = 0; i < 3; i++) {
+      const p = pods[opts.pods + i]!;
+      await node.cni('ADD', p, { runner });
+      await node.cni('DEL', p, { runner });
+      await runner.run('sh', ['-c', baselineAdd(node.ns, baseNs[opts.pods + i]!, `bw${i}`, `10.99.0.${i + 2}`)]);
+      await runner.run('ip', ['-n', node.ns, 'link', 'del', `bw${i}`]);
+    }
+
+    const add: number[] = [];
+    const addBase: number[] = [];
+    const del: number[] = [];
+    const delBase: number[] = [];
+    const ms = (r: { exitCode: number; stdout: string; ms: number }): number => {
+      if (r.exitCode !== 0) throw new Error(`CNI call failed: ${r.stdout}`);
+      return r.ms;
+    };
+    for (let i = 0; i < opts.pods; i++) {
+      const ours = async (): Promise<void> => void add.push(ms(await node.cni('ADD', pods[i], { runner })));
+      const base = async (): Promise<void> =>
+        void addBase.push(
+          await timeIt(() =>
+            runner.run('sh', ['-c', baselineAdd(node.ns, baseNs[i]!, `b${i}`, `10.99.${i >> 8}.${(i & 0xff) + 1}`)]),
+          ),
+        );
+      if (i % 2 === 0) await ours().then(base);
+      else await base().then(ours);
+    }
+    for (let i = 0; i < opts.pods; i++) {
+      const ours = async (): Promise<void> => void del.push(ms(await node.cni('DEL', pods[i], { runner })));
+      const base = async (): Promise<void> =>
+        void delBase.push(await timeIt(() => runner.run('sh', ['-c', `ip -n ${node.ns} link del b${i}`])));
+      if (i % 2 === 0) await ours().then(base);
+      else await base().then(ours);
+    }
+    const agentAdd = [...node.log().matchAll(/"msg":"done".*"method":"CmdAdd".*"ms":(\d+)/g)]
+      .map((m) => Number(m[1]))
+      .slice(-opts.pods);
+
+    const steps: Record<string, number[]> = {};
+    for (const line of node.log().split('\n')) {
+      if (!line.includes('"Pod network configured"')) continue;
+      const rec = JSON.parse(line) as Record<string, unknown>;
+      for (const k of ['prepareMs', 'ipamMs', 'interfaceMs', 'portMs', 'ofportMs', 'flowsMs', 'commitMs']) {
+        if (typeof rec[k] === 'number') (steps[k] ??= []).push(rec[k]);
+      }
+    }
+    const stepP50 = Object.fromEntries(
+      Object.entries(steps).map(([k, v]) => [k.replace(/Ms$/, '_p50_ms'), round(percentile(v.slice(-opts.pods), 50))]),
+    );
+    const a = stats(add);
+    const ab = stats(addBase);
+    emit({
+      bench: 'cni',
+      case: 'add',
+      pods: opts.pods,
+      ...a,
+      // OVS's userspace datapath reconfigures per port in time that grows with the port count.
+      first10_p50_ms: round(percentile(add.slice(0, 10), 50)),
+      last10_p50_ms: round(percentile(add.slice(-10), 50)),
+      agent_p50_ms: round(percentile(agentAdd, 50)),
+      agent_steps: stepP50,
+      baseline: { what: 'ip: veth into the netns, address, up', ...ab },
+      ratio: round(ab.p50_ms / a.p50_ms, 3),
+      goal: 'ratio >= 0.333 (ADD p50 within 3x of the baseline)',
+      goal_met: ab.p50_ms / a.p50_ms >= 1 / 3,
+    });
+    const d = stats(del);
+    const db = stats(delBase);
+    emit({
+      bench: 'cni',
+      case: 'del',
+      pods: opts.pods,
+      ...d,
+      baseline: { what: 'ip: delete the veth', ...db },
+      ratio: round(db.p50_ms / d.p50_ms, 3),
+    });
+
+    // Start-up: the installed plugin answering VERSION, bare Node, and Node loading @grpc/grpc-js.
+    const plugin = join(node.binDir, 'antrea');
+    const root = join(import.meta.dirname, '..', '..');
+    const startup: number[] = [];
+    const bare: number[] = [];
+    const grpcjs: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      startup.push(await timeIt(() => runner.run(plugin, [], { env: { CNI_COMMAND: 'VERSION' }, replaceEnv: true })));
+      bare.push(await timeIt(() => runner.run(process.execPath, ['-e', '0'])));
+      grpcjs.push(await timeIt(() => runner.run(process.execPath, ['-e', "import('@grpc/grpc-js')"], { cwd: root })));
+    }
+    const s = stats(startup);
+    emit({
+      bench: 'cni',
+      case: 'plugin-startup',
+      ...s,
+      baseline: { what: 'node -e 0 (bare Node start)', ...stats(bare) },
+      ratio: round(percentile(bare, 50) / s.p50_ms, 3),
+      grpcjs_load: { what: 'node importing @grpc/grpc-js, no call', ...stats(grpcjs) },
+    });
+  } finally {
+    await cleanup.run();
+  }
+}

@@ -102,6 +102,8 @@ function str(v: unknown): string | undefined {
 
 const AGENT_ENTRY = join(import.meta.dirname, 'antrea-agent.ts');
 const INSTALL_CNI_ENTRY = join(import.meta.dirname, 'install-cni.ts');
+const CONTROLLER_ENTRY = join(import.meta.dirname, 'antrea-controller.ts');
+const RBAC_MANIFEST = join(import.meta.dirname, '..', '..', 'build', 'yamls', 'antrea-rbac.yml');
 
 /** Whether this tree has the antrea agent and its CNI install step. */
 function antreaAvailable(): boolean {
@@ -186,6 +188,8 @@ async function status(args: string[]): Promise<number> {
     `  supervisor pid ${state.pid}, ${state.options.nodes} Node(s), ${state.options.encap}, ${state.options.cni} CNI`,
   );
   if (state.apiServerURL !== undefined) say(`  API server ${state.apiServerURL}, kubeconfig ${paths.adminKubeconfig}`);
+  if (state.controllerPid !== undefined)
+    say(`  antrea-controller pid ${state.controllerPid}, log ${paths.controllerLog}`);
   if (state.error !== undefined) say(`  error: ${state.error}`);
   if (!live) return 3;
   if (state.slot !== undefined) {
@@ -405,6 +409,9 @@ async function supervise(args: string[]): Promise<number> {
     runner,
     launcher,
     podCommand: [process.execPath, POD_ENTRY],
+    ...(existsSync(CONTROLLER_ENTRY) && existsSync(RBAC_MANIFEST)
+      ? { controller: { command: [process.execPath, CONTROLLER_ENTRY], rbacManifest: RBAC_MANIFEST } }
+      : {}),
     logger,
   });
   try {

@@ -85,6 +85,15 @@ export class LabPaths {
   get controllerDir(): string {
     return join(this.dataDir, 'controller');
   }
+  get controllerKubeconfig(): string {
+    return join(this.controllerDir, 'kubeconfig');
+  }
+  get controllerConfig(): string {
+    return join(this.controllerDir, 'antrea-controller.conf');
+  }
+  get controllerLog(): string {
+    return join(this.dataDir, 'antrea-controller.log');
+  }
   nodeDir(node: string): string {
     return join(this.dataDir, 'nodes', node);
   }

@@ -5,13 +5,15 @@
  * and CNI, records everything in the state file, and on SIGTERM stops it all and removes the lab's
  * namespaces. What a crash leaves behind, `antrea-lab down` removes (see teardown.ts).
  */
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { parseAllDocuments } from 'yaml';
 import { loadKubeConfig, kubeListWatch } from '../common/k8s/client.ts';
 import { Informer } from '../common/k8s/informer.ts';
 import type { KubeObject, Pod } from '../common/k8s/objects.ts';
 import { abortReason, type Clock, formatDuration, systemClock } from '../common/util/clock.ts';
 import { errorMessage } from '../common/util/errors.ts';
-import type { CommandRunner, ProcessLauncher } from '../common/util/exec.ts';
+import type { CommandRunner, ProcessHandle, ProcessLauncher } from '../common/util/exec.ts';
 import { type Logger, nullLogger } from '../common/util/log.ts';
 import { aborted, type Runnable } from '../common/util/runnable.ts';
 import { OvsDaemons } from '../platform/linux/ovs-daemons.ts';
@@ -27,6 +29,7 @@ import {
   API_SERVER_PORT,
   buildTopology,
   CLUSTER_CIDR,
+  CONTROLLER_PORT,
   labPrefix,
   type LabEncap,
   type LabNodeSpec,
@@ -48,7 +51,21 @@ export interface SupervisorOptions {
   readonly clock?: Clock;
   /** How long Nodes may take to become Ready (default 180 s). */
   readonly readyTimeoutMs?: number;
+  /**
+   * How to run antrea-controller (node + src/cmd/antrea-controller.ts) and where Antrea's RBAC
+   * manifest is; absent: the lab runs no controller.
+   */
+  readonly controller?: { readonly command: readonly string[]; readonly rbacManifest: string };
 }
+
+/** The kinds an RBAC manifest may hold, and their resources. */
+const RBAC_RESOURCES: Readonly<Record<string, string>> = {
+  ServiceAccount: 'serviceaccounts',
+  ClusterRole: 'clusterroles',
+  ClusterRoleBinding: 'clusterrolebindings',
+  Role: 'roles',
+  RoleBinding: 'rolebindings',
+};
 
 interface RunningNode {
   readonly spec: LabNodeSpec;
@@ -106,6 +123,7 @@ export class LabSupervisor implements Runnable {
     let api: ApiServer | undefined;
     let client: KubeClient | undefined;
     let topo: LabTopology | undefined;
+    let controller: ProcessHandle | undefined;
     const check = (): void => {
       if (signal.aborted) throw abortReason(signal);
     };
@@ -138,6 +156,10 @@ export class LabSupervisor implements Runnable {
       client = KubeClient.fromKubeconfig(this.paths.adminKubeconfig);
       const kc = loadKubeConfig(this.paths.adminKubeconfig);
       check();
+      if (this.o.controller !== undefined) {
+        this.progress(`starting antrea-controller on ${topo.controllerAddress}`);
+        controller = await this.startController(this.o.controller, api, client, topo, signal);
+      }
 
       const scheduler = new Scheduler(client, this.log);
       const kubelets = new Map<string, Kubelet>();
@@ -202,11 +224,90 @@ export class LabSupervisor implements Runnable {
       await Promise.allSettled(background);
       await Promise.allSettled(nodes.map((n) => this.o.cni.stop(n.ctx)));
       await Promise.allSettled(nodes.map((n) => n.ovs.stop()));
+      await controller?.stop(10_000);
       client?.close();
       await api?.stop();
       const { problems } = await destroyLabNetwork(this.o.runner, this.state.prefix, this.log);
       for (const p of problems) this.log.warn('cleanup problem', { problem: p });
       this.progress('lab stopped');
+    }
+  }
+
+  /**
+   * Runs antrea-controller as its own child process (so it can be stopped and restarted alone), as
+   * the antrea-controller ServiceAccount with Antrea's RBAC, listening only on the control address.
+   * Resolves once its API accepts connections.
+   */
+  private async startController(
+    c: NonNullable<SupervisorOptions['controller']>,
+    api: ApiServer,
+    client: KubeClient,
+    topo: LabTopology,
+    signal: AbortSignal,
+  ): Promise<ProcessHandle> {
+    for (const doc of parseAllDocuments(readFileSync(c.rbacManifest, 'utf8'))) {
+      const obj = doc.toJS() as KubeObject & { apiVersion?: string; kind?: string };
+      const resource = RBAC_RESOURCES[obj.kind ?? ''];
+      if (resource === undefined || obj.apiVersion === undefined) continue;
+      await client.createOrReplace(
+        {
+          apiVersion: obj.apiVersion,
+          resource,
+          ...(obj.metadata?.namespace === undefined ? {} : { namespace: obj.metadata.namespace }),
+          ...(obj.metadata?.name === undefined ? {} : { name: obj.metadata.name }),
+        },
+        obj,
+      );
+    }
+    mkdirSync(this.paths.controllerDir, { recursive: true });
+    api.writeKubeconfig(this.paths.controllerKubeconfig, {
+      token: api.issueToken('kube-system', 'antrea-controller', { expirationSeconds: 365 * 24 * 3600 }),
+      user: 'antrea-controller',
+    });
+    writeFileSync(
+      this.paths.controllerConfig,
+      [
+        '# Written by antrea-lab: the controller listens only on the lab control address.',
+        `apiBindAddress: ${topo.control.hostIP}`,
+        `apiPort: ${CONTROLLER_PORT}`,
+        'selfSignedCert: true',
+        '',
+      ].join('\n'),
+    );
+    const [cmd, ...args] = c.command;
+    if (cmd === undefined) throw new Error('controller command is empty');
+    const proc = await this.o.launcher.launch(
+      cmd,
+      [...args, '--config', this.paths.controllerConfig, '--kubeconfig', this.paths.controllerKubeconfig],
+      {
+        logFile: this.paths.controllerLog,
+        env: {
+          POD_NAMESPACE: 'kube-system',
+          POD_NAME: 'antrea-controller',
+          NODE_COMPILE_CACHE: this.paths.compileCache,
+        },
+      },
+    );
+    this.state.controllerPid = proc.pid;
+    this.save();
+    try {
+      const deadline = this.clock.monotonic() + 60_000;
+      for (;;) {
+        if (!proc.running()) {
+          const info = await proc.exited;
+          throw new Error(
+            `antrea-controller exited (code ${info.code}, signal ${info.signal}); see ${this.paths.controllerLog}`,
+          );
+        }
+        if (await tcpAccepts(topo.control.hostIP, CONTROLLER_PORT)) return proc;
+        if (this.clock.monotonic() > deadline) {
+          throw new Error(`antrea-controller did not listen on ${topo.controllerAddress} within 60 s`);
+        }
+        await this.clock.sleep(100, signal);
+      }
+    } catch (err) {
+      await proc.stop(5_000);
+      throw err;
     }
   }
 
@@ -304,6 +405,20 @@ export class LabSupervisor implements Runnable {
       await this.clock.sleep(100, signal);
     }
   }
+}
+
+/** Whether a TCP connection to host:port is accepted (within 1 s). */
+function tcpAccepts(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect({ host, port, timeout: 1000 });
+    const done = (ok: boolean): void => {
+      sock.destroy();
+      resolve(ok);
+    };
+    sock.once('connect', () => done(true));
+    sock.once('timeout', () => done(false));
+    sock.once('error', () => done(false));
+  });
 }
 
 /** Appends one progress line (read by `antrea-lab up`). */

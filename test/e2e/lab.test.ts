@@ -19,6 +19,7 @@ import { auditIsolation } from '../../src/lab/fabric.ts';
 import type { PodRecord } from '../../src/lab/kubelet.ts';
 import { ensureModel, MODEL_KEYS, type ModelPod } from '../../src/lab/model.ts';
 import { probeMatrix, renderMatrix } from '../../src/lab/probe.ts';
+import { processCommandLine } from '../../src/lab/processes.ts';
 import { readState } from '../../src/lab/state.ts';
 import { integrationSkipReason, netns, runner } from '../helpers/env.ts';
 import { eventually, labCli, labInventory, labRoutes, ROOT, startLab } from '../helpers/lab.ts';
@@ -103,6 +104,31 @@ t.test('a 2-Node lab with 9 Pods', async (t) => {
       apiLines.every((l) => l.includes(`198.51.100.${state.slot === undefined ? 0 : state.slot * 32 + 1}:`)),
       `the API server listens only on the control address:\n${apiLines.join('\n')}`,
     );
+    const ctlLines = listening.stdout.split('\n').filter((l) => l.includes(`pid=${state.controllerPid ?? -1},`));
+    t.same(
+      ctlLines.map((l) => l.split(/\s+/)[3]),
+      [`198.51.100.${state.slot * 32 + 1}:10349`],
+      'antrea-controller listens only on the control address',
+    );
+  });
+
+  await t.test('antrea-controller runs as its own process, as its ServiceAccount', async (t) => {
+    const pid = state.controllerPid;
+    t.ok(pid !== undefined && processCommandLine(pid)?.includes('antrea-controller.ts --config'), `pid ${pid}`);
+    t.not(pid, state.pid, 'not the supervisor');
+    const ca = await lab.client.find<{ data?: Record<string, string> }>({
+      apiVersion: 'v1',
+      resource: 'configmaps',
+      namespace: 'kube-system',
+      name: 'antrea-ca',
+    });
+    t.match(ca?.data?.['ca.crt'], /BEGIN CERTIFICATE/, 'it published its CA bundle through the API server');
+    const r = await runner.run(
+      'kubectl',
+      ['--kubeconfig', lab.paths.controllerKubeconfig, 'auth', 'can-i', 'delete', 'nodes'],
+      { okExitCodes: [1], timeoutMs: 60_000 },
+    );
+    t.equal(r.stdout.trim(), 'no', "its kubeconfig carries Antrea's controller RBAC, not admin");
   });
 
   await t.test('9 Pods are scheduled over both Nodes, get IPs from their Node and become Ready', async (t) => {

@@ -1,242 +1,245 @@
 /**
- * The single-Node demo (`antrea-lab demo`), until the lab exists: one real Node made of a network
- * namespace with a private Open vSwitch (userspace datapath), the bridge br-int built through the
- * OVSDB bridge client with Antrea's gateway and tunnel ports, and one Pod namespace joined by a
- * veth. It lists the ports with their ofports and external_ids, proves the datapath forwards with a
- * ping from the Pod to the gateway, and removes everything again, also when interrupted or failing.
+ * The lab demo (`antrea-lab demo`, the README's main command): brings up a lab (2 Nodes by default),
+ * creates the x/y/z model (Namespaces x, y, z with Pods a, b, c), prints the TCP/80 connectivity
+ * matrix, applies a sample NetworkPolicy, prints the matrix again next to what the policy asks for,
+ * and leaves the lab running with short instructions (`once`: removes it instead). The matrices
+ * print what the packets say: where the Nodes' network does not enforce the policy (yet), the demo
+ * says so instead of pretending.
  *
- * Names carry the process id, so a demo killed with SIGKILL is cleaned up by the next one.
+ * Interrupting it (the signal aborts) before it finishes removes the lab.
  */
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { OFPORT_LOCAL, OvsdbBridge, type PortInfo } from '../common/ovs/ovsdb/bridge.ts';
-import { OvsdbClient } from '../common/ovs/ovsdb/client.ts';
-import { abortReason } from '../common/util/clock.ts';
-import { errorMessage } from '../common/util/errors.ts';
+import { type Clock, formatDuration, systemClock } from '../common/util/clock.ts';
 import type { CommandRunner, ProcessLauncher } from '../common/util/exec.ts';
-import { type Logger, nullLogger } from '../common/util/log.ts';
-import { aborted } from '../common/util/runnable.ts';
-import { NETNS_DIR, NetnsManager } from '../platform/linux/netns.ts';
-import { OvsDaemons } from '../platform/linux/ovs-daemons.ts';
-
-export const DEMO_PREFIX = 'antrea-demo-';
-const BRIDGE = 'br-int';
-const GATEWAY = 'antrea-gw0';
-const TUNNEL = 'antrea-tun0';
-const GATEWAY_IP = '10.10.0.1/24';
-const POD_IP = '10.10.0.2/24';
+import { labClient, labUp, LabPaths, probePods, runningLab } from './control.ts';
+import type { KubeClient } from './kube-client.ts';
+import { ensureModel, MODEL_KEYS } from './model.ts';
+import { cell, isConnected, MATRIX_LEGEND, type Matrix, outcomeMark, probeMatrix, renderMatrix } from './probe.ts';
+import { DEFAULT_DATA_DIR, type LabCni } from './state.ts';
+import { teardownLab } from './teardown.ts';
+import type { LabEncap } from './topology.ts';
 
 export interface DemoOptions {
+  readonly dataDir: string;
+  readonly nodes: number;
+  readonly encap: LabEncap;
+  readonly cni: LabCni;
   readonly runner: CommandRunner;
   readonly launcher: ProcessLauncher;
-  /** One progress line for the user. */
+  /** argv of `antrea-lab` itself (node + the CLI entry). */
+  readonly cliCommand: readonly string[];
+  /** One line for the user. */
   readonly say: (line: string) => void;
-  /** Aborting stops the demo and cleans up. */
+  /** Aborting stops the demo and removes the lab. */
   readonly signal: AbortSignal;
-  /** After listing the ports, keep the Node up until `signal` aborts. */
-  readonly hold?: boolean;
-  readonly logger?: Logger;
-  /** Process id used in names (default: this process). */
-  readonly pid?: number;
-  /** Where the OVS run directory goes (default: the system temp dir). */
-  readonly tmpDir?: string;
+  /** Remove the lab at the end instead of leaving it running. */
+  readonly once: boolean;
+  readonly clock?: Clock;
+  /** How the user runs `antrea-lab` (for the closing instructions), e.g. `node src/cmd/antrea-lab.ts`. */
+  readonly labCommand: string;
+  /** How long to wait for the policy to show in the matrix (default 10 s). */
+  readonly policyWaitMs?: number;
 }
 
-/** The names one demo run uses (derived from a process id). */
-export function demoNames(pid: number, tmp = tmpdir()): { nodeNs: string; podNs: string; runDir: string } {
-  return {
-    nodeNs: `${DEMO_PREFIX}${pid}-node`,
-    podNs: `${DEMO_PREFIX}${pid}-pod`,
-    runDir: join(tmp, `${DEMO_PREFIX}${pid}`),
-  };
+export interface DemoResult {
+  readonly before: Matrix;
+  readonly after: Matrix;
+  /** Pairs whose outcome after the policy differs from what the policy asks for. */
+  readonly mismatches: readonly string[];
+  /** The demo started the lab (rather than using one already running). */
+  readonly startedLab: boolean;
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+export const SAMPLE_POLICY_NAME = 'allow-from-same-namespace';
 
-/**
- * Removes what demos whose process is gone left behind (namespaces, OVS daemons, run dirs).
- * Returns the pids cleaned up. Safe while other demos run: only dead owners are touched.
- */
-export async function sweepStaleDemos(netns: NetnsManager, tmp = tmpdir()): Promise<number[]> {
-  const owners = new Set<number>();
-  const nsRe = new RegExp(`^${DEMO_PREFIX}(\\d+)-(node|pod)$`);
-  const dirRe = new RegExp(`^${DEMO_PREFIX}(\\d+)$`);
-  for (const name of existsSync(NETNS_DIR) ? readdirSync(NETNS_DIR) : []) {
-    const m = nsRe.exec(name);
-    if (m !== null) owners.add(Number(m[1]));
-  }
-  for (const name of existsSync(tmp) ? readdirSync(tmp) : []) {
-    const m = dirRe.exec(name);
-    if (m !== null) owners.add(Number(m[1]));
-  }
-  const swept: number[] = [];
-  for (const pid of owners) {
-    if (pid === process.pid || pidAlive(pid)) continue;
-    const n = demoNames(pid, tmp);
-    await OvsDaemons.killStale(n.runDir);
-    rmSync(n.runDir, { recursive: true, force: true });
-    await netns.delete(n.podNs);
-    await netns.delete(n.nodeNs);
-    swept.push(pid);
-  }
-  return swept;
-}
+/** The sample policy: Pods in Namespace x accept connections only from Pods in x. */
+export const SAMPLE_POLICY = {
+  apiVersion: 'networking.k8s.io/v1',
+  kind: 'NetworkPolicy',
+  metadata: { name: SAMPLE_POLICY_NAME, namespace: 'x' },
+  spec: { podSelector: {}, policyTypes: ['Ingress'], ingress: [{ from: [{ podSelector: {} }] }] },
+} as const;
 
-function table(rows: readonly (readonly string[])[]): string[] {
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
-  return rows.map((r) =>
-    r
-      .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
-      .join('  ')
-      .trimEnd(),
-  );
-}
+const SAMPLE_POLICY_TEXT = [
+  'apiVersion: networking.k8s.io/v1',
+  'kind: NetworkPolicy',
+  `metadata: {name: ${SAMPLE_POLICY_NAME}, namespace: x}`,
+  'spec:',
+  '  podSelector: {}          # every Pod in x ...',
+  '  policyTypes: [Ingress]',
+  '  ingress:',
+  '  - from:',
+  '    - podSelector: {}      # ... accepts connections only from Pods in x',
+];
 
-function describePorts(ports: readonly PortInfo[]): string[] {
-  const rows = ports.map((p) => [
-    p.name,
-    p.type,
-    p.ofport === undefined ? '-' : String(p.ofport),
-    Object.entries(p.externalIds)
-      .map(([k, v]) => `${k}=${v}`)
-      .join(','),
-  ]);
-  return table([['NAME', 'TYPE', 'OFPORT', 'EXTERNAL_IDS'], ...rows]).map((l) => `  ${l}`);
+const POLICY_REF = {
+  apiVersion: 'networking.k8s.io/v1',
+  resource: 'networkpolicies',
+  namespace: 'x',
+  name: SAMPLE_POLICY_NAME,
+} as const;
+
+/** Whether the sample policy lets `from` connect to `to` (keys `ns/name`). */
+export function samplePolicyAllows(from: string, to: string): boolean {
+  return !to.startsWith('x/') || from.startsWith('x/');
 }
 
 /**
- * Runs the demo. Resolves when it finished and cleaned up; rejects with the first error after
- * cleaning up (an abort rejects with the signal's reason).
+ * What the matrix should be once the policy is enforced: the pairs connected before, minus those
+ * the policy denies. Returns the pairs (`from → to: got …, want …`) where `after` differs.
  */
-export async function runDemo(opts: DemoOptions): Promise<void> {
-  const { runner, say, signal } = opts;
-  const logger = opts.logger ?? nullLogger;
-  const netns = new NetnsManager(runner);
-  const tmp = opts.tmpDir ?? tmpdir();
-  const names = demoNames(opts.pid ?? process.pid, tmp);
+export function policyMismatches(before: Matrix, after: Matrix): string[] {
+  const out: string[] = [];
+  for (const from of after.pods) {
+    for (const to of after.pods) {
+      const was = cell(before, from, to);
+      const want = was !== undefined && isConnected(was.outcome) && samplePolicyAllows(from, to);
+      const now = cell(after, from, to);
+      const got = now !== undefined && isConnected(now.outcome);
+      if (got !== want) {
+        out.push(
+          `${from} → ${to}: ${got ? 'connected' : (now?.outcome ?? 'not probed')}, the policy asks for ${want ? 'connected' : 'blocked'}`,
+        );
+      }
+    }
+  }
+  return out;
+}
+
+function printMatrix(say: (l: string) => void, m: Matrix, mark?: (from: string, to: string) => boolean): void {
+  const lines = renderMatrix(m, {
+    mark: (from, to, r) => {
+      const c = outcomeMark(r);
+      return mark?.(from, to) === true ? `${c}!` : c;
+    },
+  });
+  for (const l of lines) say(`    ${l}`);
+}
+
+function countConnected(m: Matrix): number {
+  let n = 0;
+  for (const from of m.pods) for (const to of m.pods) if (isConnected(cell(m, from, to)?.outcome ?? 'error')) n++;
+  return n;
+}
+
+async function probeModel(paths: LabPaths, client: KubeClient): Promise<Matrix> {
+  const pods = await probePods(paths, client, ['x', 'y', 'z']);
+  return probeMatrix(pods, 80, 'TCP', { timeoutMs: 1000 });
+}
+
+export async function runDemo(o: DemoOptions): Promise<DemoResult> {
+  const clock = o.clock ?? systemClock;
+  const paths = new LabPaths(o.dataDir);
+  const say = o.say;
   const check = (): void => {
-    if (signal.aborted) throw abortReason(signal);
+    if (o.signal.aborted) throw o.signal.reason instanceof Error ? o.signal.reason : new Error('interrupted');
   };
-  const swept = await sweepStaleDemos(netns, tmp);
-  if (swept.length > 0) say(`removed leftovers of earlier demos (pids ${swept.join(', ')})`);
-
-  const ovs = new OvsDaemons({ runDir: names.runDir, netns: names.nodeNs, runner, launcher: opts.launcher, logger });
-  let client: OvsdbClient | undefined;
-  const daemonPids: number[] = [];
-  const ip = (ns: string, ...args: string[]): Promise<unknown> =>
-    runner.run('ip', ['-n', ns, ...args], { signal, timeoutMs: 10_000 });
+  let startedLab = false;
+  let finished = false;
+  let xa = '<IP of x/a>';
+  const t0 = clock.monotonic();
   try {
-    say(`[1/7] Node namespace ${names.nodeNs}, Pod namespace ${names.podNs}`);
-    await netns.ensure(names.nodeNs);
-    await netns.ensure(names.podNs);
-    check();
-
-    say(`[2/7] ovsdb-server + ovs-vswitchd (userspace datapath) in ${names.nodeNs}, run dir ${names.runDir}`);
-    await ovs.start();
-    for (const d of ['ovsdb-server', 'ovs-vswitchd'] as const) {
-      daemonPids.push(Number(readFileSync(ovs.pidPath(d), 'utf8').trim()));
+    say(`[1/5] bringing up a lab with ${o.nodes} Node(s) in ${o.dataDir}`);
+    if (runningLab(paths) !== undefined) {
+      say(`  a lab is already running there: using it (antrea-lab down --data-dir ${o.dataDir} removes it)`);
+    } else {
+      await labUp({
+        dataDir: o.dataDir,
+        nodes: o.nodes,
+        encap: o.encap,
+        cni: o.cni,
+        runner: o.runner,
+        launcher: o.launcher,
+        cliCommand: o.cliCommand,
+        say: (l) => say(`  ${l}`),
+        clock,
+        signal: o.signal,
+      });
+      startedLab = true;
     }
     check();
+    const client = labClient(paths);
+    try {
+      say('[2/5] creating Namespaces x, y, z with Pods a, b, c');
+      await client.delete(POLICY_REF);
+      const t1 = clock.monotonic();
+      const model = await ensureModel(client, 'k8s', { say: (l) => say(`  ${l}`), clock });
+      xa = model.find((p) => p.key === 'x/a')?.ip ?? xa;
+      say(`  9 Pods Running in ${formatDuration(clock.monotonic() - t1)}:`);
+      for (const p of model) say(`    ${p.key.padEnd(5)} ${p.node.padEnd(8)} ${p.ip}`);
+      check();
 
-    client = await OvsdbClient.connect({ endpoint: ovs.dbEndpoint, logger, timeoutMs: 10_000 });
-    say(`[3/7] connected to OVSDB at ${ovs.dbEndpoint} (schema ${client.schema?.version ?? '?'})`);
-    check();
+      say('[3/5] probing TCP port 80 from every Pod to every Pod (81 pairs, in parallel)');
+      const before = await probeModel(paths, client);
+      printMatrix(say, before);
+      say(`  ${countConnected(before)} of 81 pairs connected   (${MATRIX_LEGEND})`);
+      const crossMissing = MODEL_KEYS.flatMap((f) =>
+        MODEL_KEYS.filter((t) => model.find((p) => p.key === f)?.node !== model.find((p) => p.key === t)?.node).map(
+          (t) => cell(before, f, t),
+        ),
+      ).filter((r) => r === undefined || !isConnected(r.outcome)).length;
+      if (crossMissing > 0) {
+        say(`  (${crossMissing} pairs across Nodes do not connect: this CNI does not connect Nodes yet)`);
+      }
+      check();
 
-    const br = new OvsdbBridge(client, BRIDGE, { logger });
-    const info = await br.create({ datapathType: 'netdev', protocols: ['OpenFlow10', 'OpenFlow15'] });
-    const dpid = await br.waitForDatapathId();
-    say(
-      `[4/7] bridge ${BRIDGE}: datapath_type=${info.datapathType}, protocols=${info.protocols.join(',')}, datapath ${dpid}`,
-    );
-    check();
+      say(`[4/5] applying NetworkPolicy x/${SAMPLE_POLICY_NAME}:`);
+      for (const l of SAMPLE_POLICY_TEXT) say(`    ${l}`);
+      await client.createOrReplace(POLICY_REF, SAMPLE_POLICY);
 
-    await br.createPort({
-      name: TUNNEL,
-      type: 'geneve',
-      ofportRequest: 32768,
-      tunnel: { remoteIp: 'flow', key: 'flow' },
-      externalIds: { 'antrea-type': 'tunnel' },
-    });
-    await br.createPort({
-      name: GATEWAY,
-      type: 'internal',
-      ofportRequest: 32769,
-      externalIds: { 'antrea-type': 'gateway' },
-    });
-    const tunOfport = await br.waitForOFPort(TUNNEL);
-    const gwOfport = await br.waitForOFPort(GATEWAY);
-    await ip(names.nodeNs, 'addr', 'add', GATEWAY_IP, 'dev', GATEWAY);
-    await ip(names.nodeNs, 'link', 'set', GATEWAY, 'up');
-    say(
-      `[5/7] tunnel ${TUNNEL} (geneve, remote_ip=flow, key=flow) ofport ${tunOfport}; gateway ${GATEWAY} ${GATEWAY_IP} ofport ${gwOfport}`,
-    );
-    check();
-
-    const hostVeth = 'web-0-a1b2c3';
-    await ip(names.nodeNs, 'link', 'add', hostVeth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', names.podNs);
-    await ip(names.nodeNs, 'link', 'set', hostVeth, 'up');
-    await ip(names.podNs, 'addr', 'add', POD_IP, 'dev', 'eth0');
-    await ip(names.podNs, 'link', 'set', 'eth0', 'up');
-    await br.createPort({
-      name: hostVeth,
-      type: 'system',
-      externalIds: {
-        'antrea-type': 'container',
-        'container-id': 'a1b2c3d4e5f6',
-        'pod-name': 'web-0',
-        'pod-namespace': 'default',
-        ip: POD_IP.split('/')[0] ?? '',
-      },
-    });
-    const podOfport = await br.waitForOFPort(hostVeth);
-    say(`[6/7] Pod web-0: eth0 ${POD_IP} in ${names.podNs}, veth ${hostVeth} on ${BRIDGE} ofport ${podOfport}`);
-    check();
-
-    const ping = await runner.run(
-      'ip',
-      ['netns', 'exec', names.podNs, 'ping', '-c', '3', '-i', '0.2', '-W', '2', GATEWAY_IP.split('/')[0] ?? ''],
-      { signal, timeoutMs: 15_000, okExitCodes: [1] },
-    );
-    const received = /(\d+) received/.exec(ping.stdout)?.[1] ?? '0';
-    say(`[7/7] ping from the Pod to the gateway through ${BRIDGE}: ${received}/3 replies`);
-    if (ping.exitCode !== 0) throw new Error(`the Pod cannot reach the gateway:\n${ping.stdout.trim()}`);
-
-    say(`ports on ${BRIDGE} (from the OVSDB monitor cache):`);
-    for (const line of describePorts(br.listPorts())) say(line);
-    say(`  (plus ${BRIDGE} itself, the bridge's LOCAL port ${OFPORT_LOCAL})`);
-    if (opts.hold === true) {
-      say('holding the Node up; press Ctrl-C to clean up');
-      await aborted(signal);
+      say('[5/5] probing again (the policy should block y/* and z/* → x/*)');
+      const deadline = clock.monotonic() + (o.policyWaitMs ?? 10_000);
+      let after = await probeModel(paths, client);
+      let mismatches = policyMismatches(before, after);
+      while (mismatches.length > 0 && clock.monotonic() < deadline) {
+        check();
+        await clock.sleep(1000, o.signal);
+        after = await probeModel(paths, client);
+        mismatches = policyMismatches(before, after);
+      }
+      const wrong = new Set(mismatches.map((m) => m.split(':')[0]));
+      printMatrix(say, after, (f, t) => wrong.has(`${f} → ${t}`));
+      say(`  ${countConnected(after)} of 81 pairs connected`);
+      if (mismatches.length === 0) {
+        say('  the matrix is what the policy asks for: Pods in x accept only Pods in x');
+      } else {
+        say(
+          `  ${mismatches.length} pair(s) (marked !) are not what the policy asks for: the Nodes' network does not enforce NetworkPolicy yet`,
+        );
+        for (const m of mismatches.slice(0, 3)) say(`    ${m}`);
+        if (mismatches.length > 3) say(`    … and ${mismatches.length - 3} more`);
+      }
+      finished = true;
+      say(`demo done in ${formatDuration(clock.monotonic() - t0)}`);
+      return { before, after, mismatches, startedLab };
+    } finally {
+      client.close();
     }
   } finally {
-    say('cleaning up');
-    const problems: string[] = [];
-    const attempt = async (what: string, fn: () => Promise<unknown>): Promise<void> => {
-      try {
-        await fn();
-      } catch (err) {
-        problems.push(`${what}: ${errorMessage(err)}`);
-      }
-    };
-    await attempt('closing the OVSDB client', async () => client?.close());
-    await attempt('stopping OVS', () => ovs.destroy());
-    await attempt(`deleting ${names.podNs}`, () => netns.delete(names.podNs));
-    await attempt(`deleting ${names.nodeNs}`, () => netns.delete(names.nodeNs));
-    for (const p of problems) say(`cleanup problem: ${p}`);
-    const left = [
-      ...[names.nodeNs, names.podNs].filter((n) => netns.exists(n)).map((n) => `namespace ${n}`),
-      ...(existsSync(names.runDir) ? [`directory ${names.runDir}`] : []),
-      ...daemonPids.filter((pid) => pid > 0 && pidAlive(pid)).map((pid) => `process ${pid}`),
-    ];
-    if (left.length > 0) say(`left behind: ${left.join(', ')}`);
-    else say('cleaned up: no namespace, process or run directory left');
+    if ((!finished && startedLab) || o.once) {
+      if (!finished) say('stopping: removing the lab');
+      const report = await teardownLab(paths, { runner: o.runner, clock });
+      say(
+        report.problems.length === 0
+          ? `lab removed (${o.dataDir})`
+          : `lab removed with problems:\n${report.problems.map((p) => `  ${p}`).join('\n')}`,
+      );
+    } else if (finished) {
+      const kc = paths.adminKubeconfig;
+      const dd = o.dataDir === DEFAULT_DATA_DIR ? '' : ` --data-dir ${o.dataDir}`;
+      const lab = o.labCommand;
+      say('');
+      say('The lab keeps running. Try:');
+      const tips: [string, string][] = [
+        [`export KUBECONFIG=${kc}`, 'for kubectl'],
+        ['kubectl get pods -A -o wide', ''],
+        [`${lab} probe${dd}`, 'the matrix again'],
+        [`${lab} exec${dd} y/a -- ping -c1 ${xa}`, 'a command inside Pod y/a'],
+        [`kubectl delete networkpolicy -n x ${SAMPLE_POLICY_NAME}`, ''],
+        [`${lab} status${dd}`, 'Nodes, Pods, processes'],
+        [`${lab} down${dd}`, 'remove everything'],
+      ];
+      const w = Math.max(...tips.map(([c]) => c.length));
+      for (const [c, why] of tips) say(`  ${why === '' ? c : `${c.padEnd(w)}   # ${why}`}`);
+    }
   }
 }

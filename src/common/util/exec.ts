@@ -171,6 +171,8 @@ export interface LaunchOptions {
   readonly logFile?: string;
   /** Run in a new process group so {@link ProcessHandle.stop} also reaches its children. */
   readonly newProcessGroup?: boolean;
+  /** Share this process's stdin, stdout and stderr (an interactive command); `logFile` is then ignored. */
+  readonly inheritStdio?: boolean;
 }
 
 export interface ProcessHandle {
@@ -196,13 +198,13 @@ export function createProcessLauncher(): ProcessLauncher {
   return {
     async launch(cmd, args, opts = {}) {
       const command = formatCommand(cmd, args);
-      const fd = opts.logFile === undefined ? undefined : openSync(opts.logFile, 'a');
+      const fd = opts.logFile === undefined || opts.inheritStdio === true ? undefined : openSync(opts.logFile, 'a');
       let child: ChildProcess;
       try {
         child = spawn(cmd, args, {
           env: buildEnv(opts),
           cwd: opts.cwd,
-          stdio: ['ignore', fd ?? 'ignore', fd ?? 'ignore'],
+          stdio: opts.inheritStdio === true ? 'inherit' : ['ignore', fd ?? 'ignore', fd ?? 'ignore'],
           detached: opts.newProcessGroup === true,
         });
       } finally {

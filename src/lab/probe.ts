@@ -1,0 +1,223 @@
+/**
+ * Probing through the Pods' control sockets: a client per source Pod that multiplexes requests on
+ * one connection, and the connectivity matrix (every ordered pair of Pods, for one port and
+ * protocol) run in parallel, with its text rendering.
+ */
+import { connect, type Socket } from 'node:net';
+import { AntreaError, errorMessage } from '../common/util/errors.ts';
+import type { PodResponse, PodStatus, ProbeOutcome, ProbeProtocol, ProbeRequest, ProbeResult } from './pod-server.ts';
+
+export type ProbeErrorCode = 'PROBE_SOCKET' | 'PROBE_FAILED';
+export class ProbeError extends AntreaError<ProbeErrorCode> {}
+
+/** A request without its id (the client numbers them). */
+type PodRequestBody = { readonly op: 'probe'; readonly probe: ProbeRequest } | { readonly op: 'status' };
+
+type Pending = { resolve: (r: PodResponse) => void; reject: (e: Error) => void };
+
+/** One connection to a Pod's control socket. */
+export class PodControlClient {
+  private readonly sock: Socket;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private buf = '';
+  private closed: Error | undefined;
+
+  private constructor(sock: Socket, path: string) {
+    this.sock = sock;
+    sock.on('data', (b: Buffer) => {
+      this.buf += b.toString('utf8');
+      let nl: number;
+      while ((nl = this.buf.indexOf('\n')) >= 0) {
+        const line = this.buf.slice(0, nl);
+        this.buf = this.buf.slice(nl + 1);
+        let res: PodResponse;
+        try {
+          res = JSON.parse(line) as PodResponse;
+        } catch {
+          continue;
+        }
+        const p = this.pending.get(res.id);
+        if (p !== undefined) {
+          this.pending.delete(res.id);
+          p.resolve(res);
+        }
+      }
+    });
+    const fail = (why: string): void => {
+      this.closed ??= new ProbeError('PROBE_SOCKET', `${path}: ${why}`);
+      for (const p of this.pending.values()) p.reject(this.closed);
+      this.pending.clear();
+    };
+    sock.on('error', (err) => fail(err.message));
+    sock.on('close', () => fail('connection closed'));
+  }
+
+  static connect(path: string, timeoutMs = 5000): Promise<PodControlClient> {
+    return new Promise((resolve, reject) => {
+      const s = connect(path);
+      const t = setTimeout(() => {
+        s.destroy();
+        reject(new ProbeError('PROBE_SOCKET', `${path}: no connection within ${timeoutMs}ms`));
+      }, timeoutMs);
+      s.once('connect', () => {
+        clearTimeout(t);
+        resolve(new PodControlClient(s, path));
+      });
+      s.once('error', (err) => {
+        clearTimeout(t);
+        reject(new ProbeError('PROBE_SOCKET', `${path}: ${err.message}`, { cause: err }));
+      });
+    });
+  }
+
+  private call(req: PodRequestBody): Promise<PodResponse> {
+    if (this.closed !== undefined) return Promise.reject(this.closed);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.sock.write(JSON.stringify({ ...req, id }) + '\n');
+    });
+  }
+
+  async probe(p: ProbeRequest): Promise<ProbeResult> {
+    const res = await this.call({ op: 'probe', probe: p });
+    if ('result' in res) return res.result;
+    throw new ProbeError('PROBE_FAILED', 'error' in res ? res.error : 'unexpected answer');
+  }
+
+  async status(): Promise<PodStatus> {
+    const res = await this.call({ op: 'status' });
+    if ('status' in res) return res.status;
+    throw new ProbeError('PROBE_FAILED', 'error' in res ? res.error : 'unexpected answer');
+  }
+
+  close(): void {
+    this.sock.destroy();
+  }
+}
+
+/** A Pod as the prober sees it. */
+export interface ProbePod {
+  /** `namespace/name`. */
+  readonly key: string;
+  readonly ip: string;
+  readonly socket: string;
+}
+
+export interface MatrixCell {
+  readonly from: string;
+  readonly to: string;
+  readonly result: ProbeResult;
+}
+
+export interface Matrix {
+  readonly port: number;
+  readonly protocol: ProbeProtocol;
+  readonly pods: readonly string[];
+  /** `from` → `to` → result. */
+  readonly cells: ReadonlyMap<string, ReadonlyMap<string, ProbeResult>>;
+}
+
+export function cell(m: Matrix, from: string, to: string): ProbeResult | undefined {
+  return m.cells.get(from)?.get(to);
+}
+
+/** Whether an outcome counts as connected (the k8s model: any other outcome is "not connected"). */
+export function isConnected(o: ProbeOutcome): boolean {
+  return o === 'connected';
+}
+
+/**
+ * Probes every ordered pair (`from` → `to`'s IP on `port`/`protocol`) in parallel, one connection
+ * per source Pod. `pairs` restricts which pairs are probed (default: all). A source whose socket
+ * cannot be reached yields `error` results for its row.
+ */
+export async function probeMatrix(
+  pods: readonly ProbePod[],
+  port: number,
+  protocol: ProbeProtocol,
+  o: { timeoutMs?: number; pairs?: (from: string, to: string) => boolean } = {},
+): Promise<Matrix> {
+  const cells = new Map<string, Map<string, ProbeResult>>();
+  await Promise.all(
+    pods.map(async (src) => {
+      const row = new Map<string, ProbeResult>();
+      cells.set(src.key, row);
+      const targets = pods.filter((dst) => o.pairs?.(src.key, dst.key) ?? true);
+      if (targets.length === 0) return;
+      let client: PodControlClient;
+      try {
+        client = await PodControlClient.connect(src.socket);
+      } catch (err) {
+        for (const dst of targets) row.set(dst.key, { outcome: 'error', error: errorMessage(err), ms: 0 });
+        return;
+      }
+      try {
+        await Promise.all(
+          targets.map(async (dst) => {
+            let r: ProbeResult;
+            try {
+              r = await client.probe({
+                host: dst.ip,
+                port,
+                protocol,
+                ...(o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }),
+              });
+            } catch (err) {
+              r = { outcome: 'error', error: errorMessage(err), ms: 0 };
+            }
+            row.set(dst.key, r);
+          }),
+        );
+      } finally {
+        client.close();
+      }
+    }),
+  );
+  return { port, protocol, pods: pods.map((p) => p.key), cells };
+}
+
+/** One character per outcome: `.` connected, `X` timeout (drop), `R` refused/unreachable (reject), `E` error, `-` not probed, `S` unsupported. */
+export function outcomeMark(r: ProbeResult | undefined): string {
+  if (r === undefined) return '-';
+  switch (r.outcome) {
+    case 'connected':
+      return '.';
+    case 'timeout':
+      return 'X';
+    case 'refused':
+    case 'unreachable':
+      return 'R';
+    case 'unsupported':
+      return 'S';
+    case 'error':
+      return 'E';
+  }
+}
+
+/** Short column labels: `x/a` → `xa` when every key is one-letter/one-letter, else the keys themselves. */
+function labels(keys: readonly string[]): string[] {
+  return keys.every((k) => /^[^/]\/[^/]$/.test(k)) ? keys.map((k) => k.replace('/', '')) : [...keys];
+}
+
+/** The matrix as text: rows are sources, columns destinations. */
+export function renderMatrix(
+  m: Matrix,
+  o: { mark?: (from: string, to: string, r: ProbeResult | undefined) => string } = {},
+): string[] {
+  const names = labels(m.pods);
+  const w = Math.max(2, ...names.map((n) => n.length));
+  const corner = 'from\\to';
+  const first = Math.max(corner.length, ...names.map((n) => n.length));
+  const lines = [[corner.padEnd(first), ...names.map((n) => n.padStart(w))].join(' ')];
+  for (const [i, from] of m.pods.entries()) {
+    const row = m.pods.map((to) =>
+      (o.mark ?? ((_f, _t, r) => outcomeMark(r)))(from, to, cell(m, from, to)).padStart(w),
+    );
+    lines.push([(names[i] ?? from).padEnd(first), ...row].join(' '));
+  }
+  return lines;
+}
+
+export const MATRIX_LEGEND = '. connected   X no answer (dropped)   R refused (rejected)   E error   S unsupported';

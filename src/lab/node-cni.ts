@@ -33,6 +33,8 @@ export interface NodeCniContext {
   /** The Node's InternalIP (on its uplink). */
   readonly nodeIP: string;
   readonly paths: LabPaths;
+  /** antrea-controller, when the lab runs one: where it listens, its CA bundle and this Node's agent token. */
+  readonly controller?: { readonly url: string; readonly caFile: string; readonly tokenFile: string };
 }
 
 export interface NodeCni {
@@ -260,6 +262,16 @@ export function antreaCni(o: AntreaCniOptions): NodeCni & { readonly kind: 'antr
           ctx.nodeIP,
           '--log-format',
           'text',
+          ...(ctx.controller === undefined
+            ? []
+            : [
+                '--controller-url',
+                ctx.controller.url,
+                '--controller-ca',
+                ctx.controller.caFile,
+                '--controller-token-file',
+                ctx.controller.tokenFile,
+              ]),
         ],
         { logFile: f.log, env: { NODE_COMPILE_CACHE: ctx.paths.compileCache } },
       );

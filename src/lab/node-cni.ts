@@ -160,6 +160,9 @@ export function antreaAgentConfig(ctx: NodeCniContext, encap: LabEncap, serviceC
     `trafficEncapMode: ${t.trafficEncapMode}`,
     `tunnelType: ${t.tunnelType}`,
     `serviceCIDR: ${serviceCIDR}`,
+    // The agent watches Nodes (routes and tunnels to the other Nodes) and Services through the lab's API server.
+    'clientConnection:',
+    `  kubeconfig: ${ctx.paths.adminKubeconfig}`,
     '',
   ].join('\n');
 }

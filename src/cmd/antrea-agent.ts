@@ -16,19 +16,38 @@ import { parseArgs } from 'node:util';
 import { Agent } from '../common/agent/agent.ts';
 import { type AgentConfig, ConfigError, defaultAgentConfig, parseAgentConfig } from '../common/agent/config.ts';
 import { StaticNodeConfigSource } from '../common/agent/node-config.ts';
-import type { PlatformStrategy } from '../common/host/platform.ts';
+import type { PlatformPaths, PlatformStrategy } from '../common/host/platform.ts';
 import { crashPointsFromEnv } from '../common/util/crash.ts';
 import { errorMessage, isAntreaError } from '../common/util/errors.ts';
 import { createHelperRunner } from '../common/util/exec.ts';
 import { createLogger, type Logger, parseLogLevel } from '../common/util/log.ts';
-import { createLinuxPlatform } from '../platform/linux/platform.ts';
+import { createLinuxPlatform, LINUX_PATHS } from '../platform/linux/platform.ts';
+import { createWindowsPlatform, WINDOWS_PATHS } from '../platform/windows/platform.ts';
 
 export const USAGE = `usage: antrea-agent --config FILE [--node-name NAME] [--pod-cidr CIDR]... [--node-ip IP]...
                     [--log-level LEVEL] [--log-format json|text]`;
 
-function createPlatform(logger: Logger): PlatformStrategy {
-  if (process.platform === 'linux') return createLinuxPlatform({ logger });
-  throw new Error(`antrea-agent: no platform strategy for ${process.platform} yet`);
+/** Antrea's default locations for this OS. */
+function platformPaths(): PlatformPaths {
+  if (process.platform === 'linux') return LINUX_PATHS;
+  if (process.platform === 'win32') return WINDOWS_PATHS;
+  throw new Error(`antrea-agent: no platform strategy for ${process.platform}`);
+}
+
+function createPlatform(logger: Logger, config: AgentConfig): PlatformStrategy {
+  if (process.platform === 'win32') {
+    return createWindowsPlatform({
+      logger,
+      routing: {
+        gatewayName: config.hostGateway,
+        bridgeName: config.ovsBridge,
+        trafficEncapMode: config.trafficEncapMode,
+        noSNAT: config.noSNAT,
+        transportCIDRs: config.transportInterfaceCIDRs,
+      },
+    });
+  }
+  return createLinuxPlatform({ logger });
 }
 
 export interface ParsedFlags {
@@ -77,12 +96,13 @@ export async function runAgent(argv: readonly string[], signal: AbortSignal): Pr
     format: flags.logFormat,
     fields: { node: flags.nodeName },
   });
-  const platform = createPlatform(logger);
+  const paths = platformPaths();
+  const base = defaultAgentConfig({ cniSocket: paths.cniSocket, ovsRunDir: paths.ovsRunDir });
+  const config: AgentConfig = parseAgentConfig(readFileSync(flags.configPath, 'utf8'), base, flags.configPath);
+  const platform = createPlatform(logger, config);
   // Commands (host-local) start from a small helper: spawning from the agent itself is slow.
   const runner = createHelperRunner();
   try {
-    const base = defaultAgentConfig({ cniSocket: platform.paths.cniSocket, ovsRunDir: platform.paths.ovsRunDir });
-    const config: AgentConfig = parseAgentConfig(readFileSync(flags.configPath, 'utf8'), base, flags.configPath);
     const agent = new Agent({
       config,
       platform,

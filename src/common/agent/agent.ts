@@ -7,7 +7,7 @@
  * nothing on the datapath is torn down (Pods keep their network while the agent restarts).
  */
 import { join } from 'node:path';
-import type { PlatformStrategy } from '../host/platform.ts';
+import { ovsSocketEndpoint, type PlatformStrategy } from '../host/platform.ts';
 import { OvsdbBridge } from '../ovs/ovsdb/bridge.ts';
 import { OvsdbClient } from '../ovs/ovsdb/client.ts';
 import { type Clock, systemClock } from '../util/clock.ts';
@@ -63,7 +63,7 @@ export class Agent implements Runnable {
   async run(signal: AbortSignal): Promise<void> {
     const { config, platform } = this.o;
     const clock = this.o.clock ?? systemClock;
-    const endpoint = `unix:${join(config.ovsRunDir, 'db.sock')}`;
+    const endpoint = ovsSocketEndpoint(platform.os, config.ovsRunDir, 'db.sock');
     const ovsdb = await OvsdbClient.connect({ endpoint, logger: this.logger, clock, timeoutMs: 30_000 });
     const inner = new AbortController();
     const stop = (): void => inner.abort(signal.reason);
@@ -122,7 +122,7 @@ export class Agent implements Runnable {
         podCIDRs: node.podCIDRs,
       });
       const ofClient = new OpenFlowClient({
-        endpoint: `unix:${join(config.ovsRunDir, `${config.ovsBridge}.mgmt`)}`,
+        endpoint: ovsSocketEndpoint(platform.os, config.ovsRunDir, `${config.ovsBridge}.mgmt`),
         logger: this.logger,
         clock,
       });

@@ -110,7 +110,16 @@ export class Initializer {
     const node = await this.o.nodeConfigSource.get(signal);
     const families = new Set(node.podCIDRs.map((c) => parseCidr(c).family));
     this.logger.info('Node configuration', { node: node.name, podCIDRs: node.podCIDRs, nodeIPs: node.nodeIPs });
-    await this.net.prepareHost({ ipv4: families.has(4), ipv6: families.has(6) });
+    await this.net.prepareHost({
+      ipv4: families.has(4),
+      ipv6: families.has(6),
+      node: {
+        podCIDRs: node.podCIDRs,
+        nodeIPs: node.nodeIPs,
+        transportInterface: config.transportInterface,
+        bridgeName: config.ovsBridge,
+      },
+    });
 
     let transportMtu = 0;
     let ipv6Underlay = false;

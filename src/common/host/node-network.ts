@@ -24,6 +24,17 @@ export interface HostInterface {
 export interface HostPrepareOptions {
   readonly ipv4: boolean;
   readonly ipv6: boolean;
+  /**
+   * The Node as the initializer knows it. Windows needs it to create the HNS network (Pod CIDR
+   * subnet, management IP, the uplink by transportInterface or by Node IP, the bridge name the
+   * host vNIC takes); Linux ignores it.
+   */
+  readonly node?: {
+    readonly podCIDRs: readonly string[];
+    readonly nodeIPs: readonly string[];
+    readonly transportInterface: string;
+    readonly bridgeName: string;
+  };
 }
 
 export interface TransportSelector {

@@ -177,7 +177,9 @@ export class WindowsNodeNetwork implements NodeNetwork {
     const addresses: string[] = [];
     let mtu: number | undefined;
     for (const a of [uplink, ...adapters.filter((x) => x.ifIndex !== uplink.ifIndex)]) {
-      for (const ip of await this.net.ipAddresses(a.ifIndex)) addresses.push(`${ip.ipAddress}/${ip.prefixLength}`);
+      for (const ip of await this.net.ipAddresses(a.ifIndex)) {
+        if (ip.family === 4) addresses.push(`${ip.ipAddress}/${ip.prefixLength}`);
+      }
       if (mtu === undefined) mtu = (await this.net.ipInterfaces(a.ifIndex)).find((i) => i.family === 4)?.nlMtu;
     }
     if (mtu === undefined) {

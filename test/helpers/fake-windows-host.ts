@@ -158,7 +158,11 @@ export class FakeWindowsHost {
     return a;
   }
 
-  addAdapter(name: string, mac: string, opts: { virtual?: boolean; description?: string; mtu?: number } = {}): FakeAdapter {
+  addAdapter(
+    name: string,
+    mac: string,
+    opts: { virtual?: boolean; description?: string; mtu?: number } = {},
+  ): FakeAdapter {
     const a: FakeAdapter = {
       Name: name,
       InterfaceDescription: opts.description ?? 'Hyper-V Virtual Ethernet Adapter',
@@ -181,7 +185,12 @@ export class FakeWindowsHost {
 
   private adapterByIndex(i: string): FakeAdapter {
     const a = this.adapters.find((x) => x.ifIndex === Number(i));
-    if (a === undefined) throw cmdletError('Get-NetIPInterface', 'ObjectNotFound', `No MSFT_NetIPInterface objects found with property 'InterfaceIndex' equal to '${i}'.`);
+    if (a === undefined)
+      throw cmdletError(
+        'Get-NetIPInterface',
+        'ObjectNotFound',
+        `No MSFT_NetIPInterface objects found with property 'InterfaceIndex' equal to '${i}'.`,
+      );
     return a;
   }
 
@@ -246,7 +255,11 @@ export class FakeWindowsHost {
         ...req,
         ID: guid(++this.seq),
         Extensions: [
-          { Id: 'E7C3B2F0-F3C5-48DF-AF2B-10FED6D72E7A', IsEnabled: false, Name: 'Microsoft Windows Filtering Platform' },
+          {
+            Id: 'E7C3B2F0-F3C5-48DF-AF2B-10FED6D72E7A',
+            IsEnabled: false,
+            Name: 'Microsoft Windows Filtering Platform',
+          },
           { Id: '583CC151-73EC-4A6A-8B47-578297AD7623', IsEnabled: false, Name: 'Open vSwitch Extension' },
         ],
       };
@@ -283,7 +296,8 @@ export class FakeWindowsHost {
     on(q("^Invoke-AntreaHns -Method POST -Path '/endpoints' -Data @Q$"), (m) => {
       const req = JSON.parse(unquote(m[1]!)) as FakeEndpoint;
       const net = this.networks.find((n) => n.ID.toLowerCase() === req.VirtualNetwork);
-      if (net === undefined) throw cmdletError('Invoke-AntreaHns', 'ObjectNotFound', 'HNS POST /endpoints: Element not found.');
+      if (net === undefined)
+        throw cmdletError('Invoke-AntreaHns', 'ObjectNotFound', 'HNS POST /endpoints: Element not found.');
       const n = ++this.seq;
       const e: FakeEndpoint = {
         ...req,
@@ -300,15 +314,21 @@ export class FakeWindowsHost {
       if (i >= 0) this.endpoints.splice(i, 1);
       return [];
     });
-    on(/^Set-AntreaNamespaceEndpoint -NamespaceId '([0-9a-f-]+)' -EndpointId '([0-9a-f-]+)' -RequestType (Add|Remove)$/, (m) => {
-      if (!this.namespaces.has(m[1]!)) throw cmdletError('Set-AntreaNamespaceEndpoint', 'ObjectNotFound', `HCN namespace ${m[1]}: 0x803B0008`);
-      const e = this.endpoints.find((x) => x.ID.toLowerCase() === m[2]);
-      if (e === undefined) throw cmdletError('Set-AntreaNamespaceEndpoint', 'InvalidOperation', 'endpoint not found');
-      if (m[3] === 'Add') e.namespaces.push(m[1]!);
-      else e.namespaces = e.namespaces.filter((x) => x !== m[1]);
-      return [];
-    });
-    on(/^@\(Get-HnsNamespace \| Where-Object ID -EQ '([0-9a-f-]+)'\)\.Count -gt 0$/, (m) => [this.namespaces.has(m[1]!)]);
+    on(
+      /^Set-AntreaNamespaceEndpoint -NamespaceId '([0-9a-f-]+)' -EndpointId '([0-9a-f-]+)' -RequestType (Add|Remove)$/,
+      (m) => {
+        if (!this.namespaces.has(m[1]!))
+          throw cmdletError('Set-AntreaNamespaceEndpoint', 'ObjectNotFound', `HCN namespace ${m[1]}: 0x803B0008`);
+        const e = this.endpoints.find((x) => x.ID.toLowerCase() === m[2]);
+        if (e === undefined) throw cmdletError('Set-AntreaNamespaceEndpoint', 'InvalidOperation', 'endpoint not found');
+        if (m[3] === 'Add') e.namespaces.push(m[1]!);
+        else e.namespaces = e.namespaces.filter((x) => x !== m[1]);
+        return [];
+      },
+    );
+    on(/^@\(Get-HnsNamespace \| Where-Object ID -EQ '([0-9a-f-]+)'\)\.Count -gt 0$/, (m) => [
+      this.namespaces.has(m[1]!),
+    ]);
 
     // NetAdapter / NetTCPIP
     on(/^Get-NetAdapter -IncludeHidden \| Select-Object /, () => this.adapters.map((a) => this.adapterOut(a)));
@@ -316,64 +336,113 @@ export class FakeWindowsHost {
       this.adapters.filter((a) => a.Name === unquote(m[1]!)).map((a) => this.adapterOut(a)),
     );
     on(/^@\(Get-NetIPAddress(?: -InterfaceIndex (\d+))? -ErrorAction SilentlyContinue\)/, (m) =>
-      this.addresses.filter((a) => m[1] === undefined || a.InterfaceIndex === Number(m[1])).map((a) => this.addressOut(a)),
+      this.addresses
+        .filter((a) => m[1] === undefined || a.InterfaceIndex === Number(m[1]))
+        .map((a) => this.addressOut(a)),
     );
     on(/^Get-NetIPInterface -InterfaceIndex (\d+) \|/, (m) => {
       const a = this.adapterByIndex(m[1]!);
-      return [{ ifIndex: a.ifIndex, InterfaceAlias: a.Name, AddressFamily: 2, NlMtu: a.NlMtu, Forwarding: a.Forwarding }];
+      return [
+        { ifIndex: a.ifIndex, InterfaceAlias: a.Name, AddressFamily: 2, NlMtu: a.NlMtu, Forwarding: a.Forwarding },
+      ];
     });
-    on(/^Set-NetIPInterface -InterfaceIndex (\d+) -AddressFamily IPv4((?: -NlMtuBytes (\d+))?(?: -Forwarding (Enabled|Disabled))?)$/, (m) => {
-      const a = this.adapterByIndex(m[1]!);
-      if (m[3] !== undefined) a.NlMtu = Number(m[3]);
-      if (m[4] !== undefined) a.Forwarding = m[4] === 'Enabled' ? 1 : 0;
-      return [];
-    });
-    on(q('^New-NetIPAddress -InterfaceIndex (\\d+) -IPAddress @Q -PrefixLength (\\d+)(?: -DefaultGateway @Q)? \\| Out-Null$'), (m) => {
-      const idx = Number(m[1]);
-      this.adapterByIndex(m[1]!);
-      const ip = unquote(m[2]!);
-      if (this.addresses.some((a) => a.IPAddress === ip && a.InterfaceIndex === idx)) {
-        throw cmdletError('New-NetIPAddress', 'ResourceExists', 'The object already exists.');
-      }
-      this.addresses.push({ IPAddress: ip, InterfaceIndex: idx, PrefixLength: Number(m[3]) });
-      if (m[4] !== undefined) {
-        this.routes.push({ DestinationPrefix: '0.0.0.0/0', NextHop: unquote(m[4]), InterfaceIndex: idx, RouteMetric: 0 });
-      }
-      return [];
-    });
-    on(q('^Get-NetIPAddress -InterfaceIndex (\\d+) -ErrorAction SilentlyContinue \\| Where-Object IPAddress -EQ @Q \\| Remove-NetIPAddress'), (m) => {
-      const ip = unquote(m[2]!);
-      const i = this.addresses.findIndex((a) => a.InterfaceIndex === Number(m[1]) && a.IPAddress === ip);
-      if (i >= 0) this.addresses.splice(i, 1);
-      return [];
-    });
-    on(q("^Get-NetAdapter -IncludeHidden \\| Where-Object \\{ \\$_.Name -eq @Q -and \\$_.Status -eq 'Disabled' \\} \\| Enable-NetAdapter"), (m) => {
-      for (const a of this.adapters) if (a.Name === unquote(m[1]!) && a.Status === 'Disabled') a.Status = 'Up';
-      return [];
-    });
+    on(
+      /^Set-NetIPInterface -InterfaceIndex (\d+) -AddressFamily IPv4((?: -NlMtuBytes (\d+))?(?: -Forwarding (Enabled|Disabled))?)$/,
+      (m) => {
+        const a = this.adapterByIndex(m[1]!);
+        if (m[3] !== undefined) a.NlMtu = Number(m[3]);
+        if (m[4] !== undefined) a.Forwarding = m[4] === 'Enabled' ? 1 : 0;
+        return [];
+      },
+    );
+    on(
+      q(
+        '^New-NetIPAddress -InterfaceIndex (\\d+) -IPAddress @Q -PrefixLength (\\d+)(?: -DefaultGateway @Q)? \\| Out-Null$',
+      ),
+      (m) => {
+        const idx = Number(m[1]);
+        this.adapterByIndex(m[1]!);
+        const ip = unquote(m[2]!);
+        if (this.addresses.some((a) => a.IPAddress === ip && a.InterfaceIndex === idx)) {
+          throw cmdletError('New-NetIPAddress', 'ResourceExists', 'The object already exists.');
+        }
+        this.addresses.push({ IPAddress: ip, InterfaceIndex: idx, PrefixLength: Number(m[3]) });
+        if (m[4] !== undefined) {
+          this.routes.push({
+            DestinationPrefix: '0.0.0.0/0',
+            NextHop: unquote(m[4]),
+            InterfaceIndex: idx,
+            RouteMetric: 0,
+          });
+        }
+        return [];
+      },
+    );
+    on(
+      q(
+        '^Get-NetIPAddress -InterfaceIndex (\\d+) -ErrorAction SilentlyContinue \\| Where-Object IPAddress -EQ @Q \\| Remove-NetIPAddress',
+      ),
+      (m) => {
+        const ip = unquote(m[2]!);
+        const i = this.addresses.findIndex((a) => a.InterfaceIndex === Number(m[1]) && a.IPAddress === ip);
+        if (i >= 0) this.addresses.splice(i, 1);
+        return [];
+      },
+    );
+    on(
+      q(
+        "^Get-NetAdapter -IncludeHidden \\| Where-Object \\{ \\$_.Name -eq @Q -and \\$_.Status -eq 'Disabled' \\} \\| Enable-NetAdapter",
+      ),
+      (m) => {
+        for (const a of this.adapters) if (a.Name === unquote(m[1]!) && a.Status === 'Disabled') a.Status = 'Up';
+        return [];
+      },
+    );
     on(/^@\(Get-NetRoute -AddressFamily IPv4(?: -InterfaceIndex (\d+))? -ErrorAction SilentlyContinue\)/, (m) =>
       this.routes.filter((r) => m[1] === undefined || r.InterfaceIndex === Number(m[1])).map((r) => this.routeOut(r)),
     );
-    on(q('^New-NetRoute -DestinationPrefix @Q -NextHop @Q -InterfaceIndex (\\d+) -RouteMetric (\\d+) -PolicyStore ActiveStore \\| Out-Null$'), (m) => {
-      const r = { DestinationPrefix: unquote(m[1]!), NextHop: unquote(m[2]!), InterfaceIndex: Number(m[3]), RouteMetric: Number(m[4]) };
-      this.adapterByIndex(m[3]!);
-      if (this.routes.some((x) => x.DestinationPrefix === r.DestinationPrefix && x.InterfaceIndex === r.InterfaceIndex && x.NextHop === r.NextHop)) {
-        throw cmdletError('New-NetRoute', 'ResourceExists', 'Instance MSFT_NetRoute already exists');
-      }
-      this.routes.push(r);
-      return [];
-    });
-    on(q('^Get-NetRoute -DestinationPrefix @Q -InterfaceIndex (\\d+) -ErrorAction SilentlyContinue \\| Remove-NetRoute'), (m) => {
-      const dst = unquote(m[1]!);
-      for (let i = this.routes.length - 1; i >= 0; i--) {
-        const r = this.routes[i]!;
-        if (r.DestinationPrefix === dst && r.InterfaceIndex === Number(m[2])) this.routes.splice(i, 1);
-      }
-      return [];
-    });
+    on(
+      q(
+        '^New-NetRoute -DestinationPrefix @Q -NextHop @Q -InterfaceIndex (\\d+) -RouteMetric (\\d+) -PolicyStore ActiveStore \\| Out-Null$',
+      ),
+      (m) => {
+        const r = {
+          DestinationPrefix: unquote(m[1]!),
+          NextHop: unquote(m[2]!),
+          InterfaceIndex: Number(m[3]),
+          RouteMetric: Number(m[4]),
+        };
+        this.adapterByIndex(m[3]!);
+        if (
+          this.routes.some(
+            (x) =>
+              x.DestinationPrefix === r.DestinationPrefix &&
+              x.InterfaceIndex === r.InterfaceIndex &&
+              x.NextHop === r.NextHop,
+          )
+        ) {
+          throw cmdletError('New-NetRoute', 'ResourceExists', 'Instance MSFT_NetRoute already exists');
+        }
+        this.routes.push(r);
+        return [];
+      },
+    );
+    on(
+      q('^Get-NetRoute -DestinationPrefix @Q -InterfaceIndex (\\d+) -ErrorAction SilentlyContinue \\| Remove-NetRoute'),
+      (m) => {
+        const dst = unquote(m[1]!);
+        for (let i = this.routes.length - 1; i >= 0; i--) {
+          const r = this.routes[i]!;
+          if (r.DestinationPrefix === dst && r.InterfaceIndex === Number(m[2])) this.routes.splice(i, 1);
+        }
+        return [];
+      },
+    );
 
     // NetNat, firewall, Hyper-V
-    on(q('^Get-NetNat \\| Where-Object Name -EQ @Q \\| Select-Object'), (m) => this.nats.filter((n) => n.Name === unquote(m[1]!)));
+    on(q('^Get-NetNat \\| Where-Object Name -EQ @Q \\| Select-Object'), (m) =>
+      this.nats.filter((n) => n.Name === unquote(m[1]!)),
+    );
     on(q('^New-NetNat -Name @Q -InternalIPInterfaceAddressPrefix @Q \\| Out-Null$'), (m) => {
       if (this.nats.length > 0) throw cmdletError('New-NetNat', 'InvalidOperation', 'The parameter is incorrect.');
       this.nats.push({ Name: unquote(m[1]!), InternalIPInterfaceAddressPrefix: unquote(m[2]!), Active: true });
@@ -384,19 +453,29 @@ export class FakeWindowsHost {
       if (i >= 0) this.nats.splice(i, 1);
       return [];
     });
-    on(q('^if \\(Get-NetFirewallRule -Name @Q -ErrorAction SilentlyContinue\\) \\{ \\$false \\} else \\{ New-NetFirewallRule -Name @Q .* -(?:Remote|Local)Address @Q '), (m) => {
-      const name = unquote(m[1]!);
-      if (this.firewallRules.has(name)) return [false];
-      this.firewallRules.set(name, unquote(m[3]!));
-      return [true];
-    });
-    on(q('^\\$vna = Get-VMNetworkAdapter -ManagementOS -SwitchName @Q \\| Where-Object MacAddress -EQ \'([0-9A-F]{12})\'\\n.*\\n\\$na = Get-NetAdapter -IncludeHidden \\| Where-Object Name -EQ @Q\\n'), (m) => {
-      const mac = m[2]!.match(/../g)!.join('-');
-      const target = unquote(m[3]!).replace(/^vEthernet \((.*)\)$/, '$1');
-      const vnic = this.adapters.find((a) => a.MacAddress === mac && a.Virtual);
-      if (vnic !== undefined) vnic.Name = target;
-      return [];
-    });
+    on(
+      q(
+        '^if \\(Get-NetFirewallRule -Name @Q -ErrorAction SilentlyContinue\\) \\{ \\$false \\} else \\{ New-NetFirewallRule -Name @Q .* -(?:Remote|Local)Address @Q ',
+      ),
+      (m) => {
+        const name = unquote(m[1]!);
+        if (this.firewallRules.has(name)) return [false];
+        this.firewallRules.set(name, unquote(m[3]!));
+        return [true];
+      },
+    );
+    on(
+      q(
+        "^\\$vna = Get-VMNetworkAdapter -ManagementOS -SwitchName @Q \\| Where-Object MacAddress -EQ '([0-9A-F]{12})'\\n.*\\n\\$na = Get-NetAdapter -IncludeHidden \\| Where-Object Name -EQ @Q\\n",
+      ),
+      (m) => {
+        const mac = m[2]!.match(/../g)!.join('-');
+        const target = unquote(m[3]!).replace(/^vEthernet \((.*)\)$/, '$1');
+        const vnic = this.adapters.find((a) => a.MacAddress === mac && a.Virtual);
+        if (vnic !== undefined) vnic.Name = target;
+        return [];
+      },
+    );
     on(q('^\\$sw = Get-VMSwitch -Name @Q;'), () => []);
   }
 }

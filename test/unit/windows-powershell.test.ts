@@ -88,7 +88,11 @@ t.test('the envelope: values, typed errors, CRLF and noise lines', (t) => {
   t.equal(pe.message, 'New-NetRoute: Instance MSFT_NetRoute already exists');
   t.ok(pe.alreadyExists);
   t.notOk(pe.notFound);
-  t.match(pe.info, { category: 'ResourceExists', errorId: 'Windows System Error 5010,New-NetRoute', hresult: -2146233088 });
+  t.match(pe.info, {
+    category: 'ResourceExists',
+    errorId: 'Windows System Error 5010,New-NetRoute',
+    hresult: -2146233088,
+  });
   t.equal(pe.details['script'], 'New-NetRoute ...', 'the script is kept for the log');
 
   t.throws(() => parseEnvelope('PS C:\\> \r\n', MARKER, 's'), { code: 'POWERSHELL_BAD_OUTPUT' });

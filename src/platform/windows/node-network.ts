@@ -249,12 +249,10 @@ export class WindowsNodeNetwork implements NodeNetwork {
     if (info?.otherConfig['datapath-id'] !== dpid) {
       await bridge.create({ otherConfig: { ...info?.otherConfig, 'datapath-id': dpid } });
     }
-    await bridge.setPortExternalIds(bridge.name, { 'antrea-type': 'host' });
-    await bridge.createPort({
-      name: uplink.name,
-      type: 'system',
-      ofportRequest: UPLINK_OFPORT,
-      externalIds: { 'antrea-type': 'uplink' },
-    });
+    // The LOCAL port exists with the bridge; createPort updates it in place.
+    await bridge.createPorts([
+      { name: bridge.name, type: 'internal', externalIds: { 'antrea-type': 'host' } },
+      { name: uplink.name, type: 'system', ofportRequest: UPLINK_OFPORT, externalIds: { 'antrea-type': 'uplink' } },
+    ]);
   }
 }

@@ -115,10 +115,6 @@ export class CniGrpcService implements Runnable {
     server.addService(cniServiceDefinition(), impl);
     const path = this.o.socketPath;
     const pipe = isNamedPipePath(path);
-    if (!pipe) {
-      mkdirSync(dirname(path), { recursive: true });
-      rmSync(path, { force: true }); // a stale socket from a previous run
-    }
     const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
     const sockets = new Set<Socket>();
     const listener = createServer((socket) => {
@@ -127,6 +123,10 @@ export class CniGrpcService implements Runnable {
       injector.injectConnection(socket);
     });
     try {
+      if (!pipe) {
+        mkdirSync(dirname(path), { recursive: true });
+        rmSync(path, { force: true }); // a stale socket from a previous run
+      }
       await listenPath(listener, path);
     } catch (err) {
       injector.destroy();

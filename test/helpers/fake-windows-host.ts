@@ -234,16 +234,15 @@ export class FakeWindowsHost {
 
   private install(): void {
     const ps = this.ps;
-    const fail = (re: RegExp, fn: (m: RegExpExecArray) => unknown[]) => (m: RegExpExecArray) => {
+    const fail = (fn: (m: RegExpExecArray) => unknown[]) => (m: RegExpExecArray) => {
       if (this.failNext !== undefined && this.failNext.re.test(m.input)) {
         const e = this.failNext.error;
         this.failNext = undefined;
         throw e;
       }
-      void re;
       return fn(m);
     };
-    const on = (re: RegExp, fn: (m: RegExpExecArray) => unknown[]): void => void ps.on(re, fail(re, fn));
+    const on = (re: RegExp, fn: (m: RegExpExecArray) => unknown[]): void => void ps.on(re, fail(fn));
 
     // HNS
     on(q('^Get-HnsNetwork \\| Where-Object Name -EQ @Q$'), (m) =>

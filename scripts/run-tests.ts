@@ -7,8 +7,8 @@
  * Usage: node scripts/run-tests.ts [--no-static] [--only-static] [FILE|DIR ...]
  *   Files or directories restrict the tap run (and imply --no-static).
  */
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { createWriteStream, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Parser, type Result } from 'tap-parser';
 
@@ -141,29 +141,46 @@ if (runTap) {
   mkdirSync(outDir, { recursive: true });
   const tapOut = join(outDir, 'last-run.tap');
   rmSync(tapOut, { force: true });
-  const r = spawnSync(
-    bin('tap'),
-    [
-      '--reporter=terse',
-      ...(process.stdout.isTTY ? [] : ['--no-color']),
-      `--output-file=${tapOut}`,
-      '--coverage-report=text-summary',
-      '--allow-incomplete-coverage',
-      ...paths,
-    ],
-    { cwd: root, stdio: 'inherit', env: { ...env, FORCE_COLOR: '0' } },
-  );
+  const common = ['--coverage-report=text-summary', '--allow-incomplete-coverage', ...paths];
+  const tapEnv = { ...env, FORCE_COLOR: '0' };
+  let status: number | string;
+  if (process.stdout.isTTY) {
+    // A terminal gets the terse live view; tap writes the raw stream to the file.
+    const r = spawnSync(bin('tap'), ['--reporter=terse', `--output-file=${tapOut}`, ...common], {
+      cwd: root,
+      stdio: 'inherit',
+      env: tapEnv,
+    });
+    status = r.status ?? r.signal ?? 'unknown';
+  } else {
+    // A log (CI) gets the plain TAP stream, with every diagnostic and no cursor-control codes; it is
+    // teed into the file that the summary below is computed from.
+    const file = createWriteStream(tapOut);
+    const child = spawn(bin('tap'), ['--reporter=tap', '--no-color', ...common], {
+      cwd: root,
+      stdio: ['inherit', 'pipe', 'inherit'],
+      env: tapEnv,
+    });
+    child.stdout.on('data', (chunk: Buffer) => {
+      process.stdout.write(chunk);
+      file.write(chunk);
+    });
+    status = await new Promise<number | string>((resolve) => {
+      child.on('close', (code, signal) => resolve(code ?? signal ?? 'unknown'));
+    });
+    await new Promise<void>((resolve) => file.end(resolve));
+  }
   let text = '';
   try {
     text = readFileSync(tapOut, 'utf8');
   } catch {
     counts.failed++;
-    counts.failures.push(`tap produced no output (exit ${r.status ?? r.signal ?? 'unknown'})`);
+    counts.failures.push(`tap produced no output (exit ${status})`);
   }
   if (text !== '') countTap(text);
-  if (r.status !== 0 && counts.failed === 0) {
+  if (status !== 0 && counts.failed === 0) {
     counts.failed++;
-    counts.failures.push(`tap exited with ${r.status ?? r.signal ?? 'unknown'} (see above)`);
+    counts.failures.push(`tap exited with ${status} (see above)`);
   }
 }
 

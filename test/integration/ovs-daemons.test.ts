@@ -37,6 +37,9 @@ t.test('starts both daemons in a namespace with a private run directory', async 
   const links = await runner.run('ip', ['-n', ovs.netns!, '-o', 'link', 'show', 'br-t']);
   t.match(links.stdout, /br-t/);
   t.notOk(existsSync('/sys/class/net/br-t'), 'nothing appears in the root namespace');
+  const installed = /\(Open vSwitch\)\s+(\S+)/.exec((await runner.run('ovs-vswitchd', ['--version'])).stdout)?.[1];
+  const recorded = await runner.run('ovs-vsctl', [`--db=${ovs.dbEndpoint}`, 'get', 'Open_vSwitch', '.', 'ovs_version']);
+  t.equal(recorded.stdout.trim().replace(/^"|"$/g, ''), installed, 'ovs_version is recorded as ovs-ctl does');
   const vsPid = pidOf(ovs, 'ovs-vswitchd');
   const dbPid = pidOf(ovs, 'ovsdb-server');
   await ovs.stop();

@@ -202,10 +202,31 @@ export class OvsDaemons {
       throw err;
     }
     if (daemon === 'ovsdb-server') {
-      // Initialize the Open_vSwitch root row, as `ovs-ctl start` does.
-      await this.opts.runner.run('ovs-vsctl', [`--db=${this.dbEndpoint}`, '--no-wait', 'init'], { timeoutMs: 10_000 });
+      // Initialize the Open_vSwitch root row and record the versions, as `ovs-ctl start` does.
+      const version = await this.ovsVersion();
+      await this.opts.runner.run(
+        'ovs-vsctl',
+        [
+          `--db=${this.dbEndpoint}`,
+          '--no-wait',
+          'init',
+          ...(version === undefined ? [] : ['--', 'set', 'Open_vSwitch', '.', `ovs_version=${version}`]),
+        ],
+        { timeoutMs: 10_000 },
+      );
     }
     this.logger.info('started', { daemon, pid: proc.pid, netns: this.netns });
+  }
+
+  /** The installed ovs-vswitchd's version ("3.1.0"), or undefined when it cannot be read. */
+  private async ovsVersion(): Promise<string | undefined> {
+    try {
+      const out = await this.opts.runner.run('ovs-vswitchd', ['--version'], { timeoutMs: 5_000 });
+      return /\(Open vSwitch\)\s+(\S+)/.exec(out.stdout)?.[1];
+    } catch (err) {
+      this.logger.warn('cannot read the OVS version', { error: errorMessage(err) });
+      return undefined;
+    }
   }
 
   private async stopDaemon(daemon: OvsDaemon): Promise<void> {

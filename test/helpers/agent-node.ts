@@ -10,7 +10,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Test } from 'tap';
 import { installCni } from '../../src/common/cni/install.ts';
-import type { ProcessHandle } from '../../src/common/util/exec.ts';
+import type { CommandRunner, ProcessHandle } from '../../src/common/util/exec.ts';
 import type { OvsDaemons } from '../../src/platform/linux/ovs-daemons.ts';
 import { launcher, runner, shortTempDir, tempNetns, tempOvs } from './env.ts';
 
@@ -45,6 +45,8 @@ export interface CniCallOptions {
   readonly stdin?: string;
   /** Replaces or removes (undefined) environment variables. */
   readonly env?: Record<string, string | undefined>;
+  /** Who execs the plugin (default: this process). */
+  readonly runner?: CommandRunner;
 }
 
 export interface CniCallResult {
@@ -265,7 +267,7 @@ export class AgentNode {
     );
     const stdin = o.stdin ?? this.pluginConfig(o.version ?? '1.0.0', o.config);
     const t0 = performance.now();
-    const r = await runner.run(join(this.binDir, 'antrea'), [], {
+    const r = await (o.runner ?? runner).run(join(this.binDir, 'antrea'), [], {
       env: finalEnv,
       replaceEnv: true,
       input: stdin,

@@ -92,7 +92,13 @@ export class FakeSession {
         return;
       case 'monitor_cond':
         if (!s.supportsMonitorCond) reply(null, { error: 'unknown method' });
-        else reply(s.initial2);
+        else if (s.updateWithMonitorReply === undefined) reply(s.initial2);
+        else {
+          // One write, so the client reads the reply and the notification in the same chunk.
+          const note = { method: 'update2', params: [(params as unknown[])[1], s.updateWithMonitorReply], id: null };
+          if (!this.closed)
+            this.stream.write(JSON.stringify({ result: s.initial2, error: null, id }) + JSON.stringify(note));
+        }
         return;
       case 'monitor':
         reply(s.initial1);
@@ -120,6 +126,8 @@ export class FakeOvsdbServer {
   readonly sessions: FakeSession[] = [];
   /** What monitor_cond returns (table-updates2). */
   initial2: TableUpdates2 = {};
+  /** An update2 notification sent together with the monitor_cond reply (as a busy server may). */
+  updateWithMonitorReply: TableUpdates2 | undefined;
   /** What monitor returns (table-updates). */
   initial1: unknown = {};
   supportsMonitorCond = true;

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { X509Certificate } from 'node:crypto';
 import { PodCidrAllocator, ServiceAllocator } from '../../src/lab/apiserver/allocators.ts';
-import { certificateUsable, createServingPki } from '../../src/lab/apiserver/pki.ts';
+import { certificateUsable, createServingPki } from '../../src/common/util/pki.ts';
 import { crdPrinter, evalJsonPath, humanDuration, PRINTERS } from '../../src/lab/apiserver/printers.ts';
 import type { KObject } from '../../src/lab/apiserver/types.ts';
 

@@ -86,6 +86,18 @@ t.test('transact sends the operations and returns their results; update2 reaches
   await stop();
 });
 
+t.test('an update2 read together with the monitor reply is applied after it, without a resync', async (t) => {
+  const { server, client, stop } = setup();
+  server.updateWithMonitorReply = { Open_vSwitch: { [ROOT]: { modify: { other_config: ['map', [['a', 'b']]] } } } };
+  await client.whenConnected();
+  await settle();
+  t.same(mapToRecord(client.cache.get('Open_vSwitch', ROOT)?.columns['other_config']), {}, 'the update was applied');
+  t.equal(client.connectCount, 1, 'no reconnect');
+  t.equal(client.state, 'connected');
+  t.equal(server.sessions.length, 1);
+  await stop();
+});
+
 t.test('a bad operation is rejected before sending, naming table, column and value', async (t) => {
   const { server, client, stop } = setup();
   await client.whenConnected();

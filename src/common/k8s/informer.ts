@@ -18,7 +18,7 @@ import { type Clock, systemClock } from '../util/clock.ts';
 import { AntreaError, errorMessage } from '../util/errors.ts';
 import { Latch } from '../util/latch.ts';
 import { type Logger, nullLogger } from '../util/log.ts';
-import type { Runnable } from '../util/runnable.ts';
+import { isAborted, type Runnable } from '../util/runnable.ts';
 import { type KubeObject, objectKey } from './objects.ts';
 
 export type InformerEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
@@ -252,11 +252,6 @@ export class Informer<T extends KubeObject> implements Runnable {
       }
     }
   }
-}
-
-/** Reads `signal.aborted` without the compiler narrowing it across awaits. */
-function isAborted(signal: AbortSignal): boolean {
-  return signal.aborted;
 }
 
 function isTimeout(err: unknown): boolean {

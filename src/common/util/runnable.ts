@@ -11,3 +11,8 @@ export function aborted(signal: AbortSignal): Promise<void> {
   if (signal.aborted) return Promise.resolve();
   return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
 }
+
+/** Reads `signal.aborted` (a call, so the compiler does not narrow it across awaits). */
+export function isAborted(signal: AbortSignal): boolean {
+  return signal.aborted;
+}

@@ -329,6 +329,13 @@ export class GroupingIndex<E extends object> {
     return this.entities.get(key)?.entity;
   }
 
+  /** The sinks whose selection holds the entity `key` (none if it is unknown). */
+  *sinksOfEntity(key: string): Generator<GroupSink<E>> {
+    const rec = this.entities.get(key);
+    if (rec === undefined) return;
+    for (const sel of smallValues(rec.labelSet.selectors)) yield* sel.sinks;
+  }
+
   private labelSetItem(key: string, namespace: string, labels: Labels | undefined): LabelSetItem<E> {
     let ls = this.labelSets.get(key);
     if (ls !== undefined) return ls;

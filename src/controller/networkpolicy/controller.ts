@@ -62,10 +62,31 @@ export interface ControllerSource {
   waitSynced(signal: AbortSignal): Promise<void>;
 }
 
+/** Kinds of work the controller processes, for metrics. */
+export type WorkKind = 'appliedToGroup' | 'networkPolicy' | 'addressGroup';
+
+/** Receives the time each processed work item took (Antrea's `*_sync_duration_milliseconds`). */
+export interface ControllerMetricsSink {
+  processed(kind: WorkKind, ms: number): void;
+}
+
 export interface NetworkPolicyControllerOptions {
   readonly logger?: Logger;
   /** Longest slice of work, in ms, before `run()` yields to the event loop (default 20). */
   readonly sliceMs?: number;
+  readonly metrics?: ControllerMetricsSink;
+}
+
+/** The groups a Pod belongs to, and the policies using them (see {@link NetworkPolicyController.groupsOfPod}). */
+export interface PodGroups {
+  /** AppliedToGroups the Pod is a member of. */
+  readonly appliedToGroups: readonly AppliedToGroupView[];
+  /** AddressGroups the Pod is a member of. */
+  readonly addressGroups: readonly AddressGroupView[];
+  /** Published policies applied to the Pod. */
+  readonly appliedPolicies: readonly NetworkPolicyView[];
+  /** Published policies with a rule whose peers include the Pod. */
+  readonly peerPolicies: readonly NetworkPolicyView[];
 }
 
 export interface NodeInfo {
@@ -110,10 +131,13 @@ export class NetworkPolicyController {
   private readonly doomedAtgs = new Set<AppliedToGroupRecord>();
   private readonly doomedAgs = new Set<AddressGroupRecord>();
   private wakeUp: (() => void) | undefined;
+  private readonly metrics: ControllerMetricsSink | undefined;
+  private readonly idleListeners = new Set<() => void>();
 
   constructor(opts: NetworkPolicyControllerOptions = {}) {
     this.log = (opts.logger ?? nullLogger).child({ component: 'networkpolicy-controller' });
     this.sliceMs = opts.sliceMs ?? 20;
+    this.metrics = opts.metrics;
     const onListenerError = (err: unknown): void => this.log.error('store listener failed', { err: errorMessage(err) });
     this.npStore = new ObjectStore(onListenerError);
     this.agStore = new ObjectStore(onListenerError);
@@ -240,6 +264,51 @@ export class NetworkPolicyController {
   /** Nodes seen through {@link handleNode}. */
   knownNodes(): ReadonlyMap<string, NodeInfo> {
     return this.nodes;
+  }
+
+  /**
+   * The published groups the Pod `namespace/name` is a member of and the published policies that
+   * apply to it or name it as a peer (for antctl's endpoint query). Empty for an unknown Pod or
+   * before publication.
+   */
+  groupsOfPod(namespace: string, name: string): PodGroups {
+    const appliedToGroups: AppliedToGroupView[] = [];
+    const addressGroups: AddressGroupView[] = [];
+    const applied = new Set<NetworkPolicyView>();
+    const peer = new Set<NetworkPolicyView>();
+    const key = `${namespace}/${name}`;
+    const entity = this.index.getEntity(key);
+    if (entity !== undefined && this.q.tracking) {
+      for (const sink of this.index.sinksOfEntity(key)) {
+        if (sink instanceof AppliedToGroupRecord && entity.atgMember !== undefined && sink.stored) {
+          appliedToGroups.push(sink);
+          for (const p of sink.policies()) if (p.stored) applied.add(p);
+        } else if (sink instanceof AddressGroupRecord && entity.agMember !== undefined && sink.stored) {
+          addressGroups.push(sink);
+          for (const p of sink.policies()) if (p.stored) peer.add(p);
+        }
+      }
+    }
+    return { appliedToGroups, addressGroups, appliedPolicies: [...applied], peerPolicies: [...peer] };
+  }
+
+  /**
+   * Calls `listener` each time processing becomes complete (every queued change published): the
+   * moments at which the stores and the group views agree with the events emitted so far. Returns
+   * the function that unsubscribes.
+   */
+  onIdle(listener: () => void): () => void {
+    this.idleListeners.add(listener);
+    return () => void this.idleListeners.delete(listener);
+  }
+
+  /** Queue lengths per kind of work (Antrea's `antrea_controller_length_*_queue`). */
+  queueLengths(): Readonly<Record<WorkKind, number>> {
+    return {
+      appliedToGroup: this.q.atgs.size,
+      networkPolicy: this.q.policies.size,
+      addressGroup: this.q.ags.size,
+    };
   }
 
   private applyNetworkPolicy(np: k8s.NetworkPolicy): void {
@@ -406,7 +475,20 @@ export class NetworkPolicyController {
         if (g.policyCount === 0) this.deleteGroup(g, this.agStore);
         else q.ags.add(g);
       }
-      if (q.atgs.size + q.policies.size + q.ags.size === 0) return true;
+      if (q.atgs.size + q.policies.size + q.ags.size === 0) {
+        if (this.q.tracking) this.notifyIdle();
+        return true;
+      }
+    }
+  }
+
+  private notifyIdle(): void {
+    for (const l of this.idleListeners) {
+      try {
+        l();
+      } catch (err) {
+        this.log.error('idle listener failed', { err: errorMessage(err) });
+      }
     }
   }
 
@@ -473,10 +555,26 @@ export class NetworkPolicyController {
   }
 
   private processAtg(g: AppliedToGroupRecord): void {
+    if (this.metrics === undefined) {
+      this.processGroup(g, this.atgStore, this.doomedAtgs);
+      return;
+    }
+    const t0 = performance.now();
     this.processGroup(g, this.atgStore, this.doomedAtgs);
+    this.metrics.processed('appliedToGroup', performance.now() - t0);
   }
 
   private processPolicy(rec: PolicyRecord): void {
+    if (this.metrics === undefined) {
+      this.syncPolicy(rec);
+      return;
+    }
+    const t0 = performance.now();
+    this.syncPolicy(rec);
+    this.metrics.processed('networkPolicy', performance.now() - t0);
+  }
+
+  private syncPolicy(rec: PolicyRecord): void {
     const store = this.npStore;
     if (rec.deleted) {
       for (const ag of rec.publishedAgs) ag.removePolicySpan(rec.span);
@@ -535,7 +633,13 @@ export class NetworkPolicyController {
   }
 
   private processAg(g: AddressGroupRecord): void {
+    if (this.metrics === undefined) {
+      this.processGroup(g, this.agStore, this.doomedAgs);
+      return;
+    }
+    const t0 = performance.now();
     this.processGroup(g, this.agStore, this.doomedAgs);
+    this.metrics.processed('addressGroup', performance.now() - t0);
   }
 
   // ---------------------------------------------------------------- running

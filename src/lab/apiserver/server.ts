@@ -22,7 +22,7 @@ import { TokenAuthority, type UserInfo } from './auth.ts';
 import { bootstrapObjects, createApiCore } from './core.ts';
 import { ApiHandler } from './http.ts';
 import { Persistence } from './persistence.ts';
-import { certificateUsable, createServingPki, type Issuer, type ServingPki } from './pki.ts';
+import { certificateUsable, createServingPki, type Issuer, type ServingPki } from '../../common/util/pki.ts';
 import type { Registry } from './registry.ts';
 import type { ResourceRegistry } from './resources.ts';
 import { ApiError } from './status.ts';

@@ -351,6 +351,7 @@ export class CniServer {
   }
 
   private async add(r: Request, ctx: NodeNetworkContext): Promise<Uint8Array> {
+    const entered = this.clock.monotonic();
     const { containerId, ifname } = r.args;
     const netns = this.agentNetns(r.args.netns);
     if (!(await this.o.podInterfaces.netnsExists(netns))) {
@@ -398,7 +399,7 @@ export class CniServer {
 
     const ipamReq = this.ipamRequest(r, ctx);
     const done = { ipam: false, link: false, port: false, flows: false };
-    const steps: Record<string, number> = {};
+    const steps: Record<string, number> = { prepareMs: Math.round((this.clock.monotonic() - entered) * 10) / 10 };
     let mark = this.clock.monotonic();
     const step = (name: string): void => {
       const now = this.clock.monotonic();
@@ -492,6 +493,7 @@ export class CniServer {
       this.o.journal.commit(containerId, ifname);
       this.crash.hit('cni-add-committed');
       this.announce(netns, ifname, result.ips);
+      step('commitMs');
       this.logger.info('Pod network configured', {
         pod: `${r.k8s.podNamespace}/${r.k8s.podName}`,
         containerId,

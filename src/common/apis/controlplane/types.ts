@@ -208,3 +208,37 @@ export function groupMemberKey(m: GroupMember): string {
   if (m.ips !== undefined && m.ips.length > 0) key += `#${m.ips.join(',')}`;
   return key;
 }
+
+/** NetworkPolicyNodeStatus: what one Node realized of a policy. */
+export interface NetworkPolicyNodeStatus {
+  /** 1 */ readonly nodeName: string;
+  /** 2 (the policy generation the Node realized) */ readonly generation: number;
+  /** 3 */ readonly realizationFailure?: boolean;
+  /** 4 */ readonly message?: string;
+}
+
+/** NetworkPolicyStatus: an agent's report for one policy (metadata.name = the internal policy's name). */
+export interface NetworkPolicyStatus {
+  /** 1 */ readonly metadata: ObjectMeta;
+  /** 2 */ readonly nodes: readonly NetworkPolicyNodeStatus[];
+}
+
+/** ListMeta (meta.v1 field numbers). */
+export interface ListMeta {
+  /** 2 */ readonly resourceVersion?: string;
+}
+
+export interface NetworkPolicyList {
+  /** 1 */ readonly metadata: ListMeta;
+  /** 2 */ readonly items: readonly NetworkPolicy[];
+}
+
+export interface AddressGroupList {
+  /** 1 */ readonly metadata: ListMeta;
+  /** 2 */ readonly items: readonly AddressGroup[];
+}
+
+export interface AppliedToGroupList {
+  /** 1 */ readonly metadata: ListMeta;
+  /** 2 */ readonly items: readonly AppliedToGroup[];
+}

@@ -128,6 +128,12 @@ export class OvsdbClient implements Runnable, OvsdbTransactor {
   private currentSchema: DatabaseSchema | undefined;
   private connState: ConnectionState = 'idle';
   private lastErr: unknown;
+  /**
+   * Monitor notifications that arrive on a connection before its initial monitor reply has been
+   * applied (the reply resolves a promise, while a notification in the same read is handled at
+   * once); they are replayed, in order, right after the reply.
+   */
+  private early: { conn: JsonRpcConnection; updates: [string, unknown][] } | undefined;
   private running = false;
   private ownAbort: AbortController | undefined;
   private runPromise: Promise<void> | undefined;
@@ -370,6 +376,8 @@ export class OvsdbClient implements Runnable, OvsdbTransactor {
   }
 
   private async handshake(c: JsonRpcConnection, signal: AbortSignal): Promise<void> {
+    const early: [string, unknown][] = [];
+    this.early = { conn: c, updates: early }; // handshakes never overlap (one connection at a time)
     const timeoutMs = this.opts.requestTimeoutMs ?? 30_000;
     const schema = parseSchema(await c.request('get_schema', [this.database], { timeoutMs, signal }));
     const monitored = new Map<string, readonly string[]>();
@@ -393,6 +401,7 @@ export class OvsdbClient implements Runnable, OvsdbTransactor {
     if (monitored.size === 0) {
       this.cache.configure(schema, monitored);
       this.cache.replaceAll({}, 'update2');
+      this.early = undefined;
       return;
     }
     const requests2: Record<string, unknown> = {};
@@ -413,11 +422,17 @@ export class OvsdbClient implements Runnable, OvsdbTransactor {
     }
     this.cache.configure(schema, monitored);
     this.cache.replaceAll(initial as TableUpdates2 | TableUpdates, format);
+    this.early = undefined;
+    for (const [method, params] of early) this.onNotification(c, method, params);
   }
 
   private onNotification(c: JsonRpcConnection, method: string, params: unknown): void {
     if (method !== 'update2' && method !== 'update') return;
     if (!Array.isArray(params) || params.length < 2 || params[0] !== MONITOR_ID) return;
+    if (this.early?.conn === c) {
+      this.early.updates.push([method, params]);
+      return;
+    }
     const updates = params[1] as unknown;
     if (typeof updates !== 'object' || updates === null) return;
     try {

@@ -1,7 +1,8 @@
 /**
- * A minimal X.509 issuer for the lab: a self-signed ECDSA P-256 CA and server certificates it signs
- * (SANs for DNS names and IPs, serverAuth), DER-encoded here and signed with node:crypto. Enough for
- * Go's crypto/x509 (kubectl) and Node's TLS to verify the chain.
+ * A minimal X.509 issuer: self-signed ECDSA P-256 CAs and server certificates they sign (SANs for
+ * DNS names and IPs, serverAuth), DER-encoded here and signed with node:crypto. Enough for Go's
+ * crypto/x509 (kubectl, Go agents) and Node's TLS to verify the chain. Used by the lab's API server
+ * and by antrea-controller's self-signed serving certificate.
  */
 import {
   createHash,
@@ -13,7 +14,7 @@ import {
   X509Certificate,
   type KeyObject,
 } from 'node:crypto';
-import { isIP } from 'node:net';
+import { parseIP } from './ipaddr.ts';
 
 function len(n: number): Buffer {
   if (n < 0x80) return Buffer.from([n]);
@@ -73,14 +74,9 @@ function extension(id: string, critical: boolean, value: Buffer): Buffer {
 }
 
 function ipBytes(ip: string): Buffer {
-  if (isIP(ip) === 4) return Buffer.from(ip.split('.').map(Number));
-  const [head = '', tail = ''] = ip.split('::');
-  const h = head === '' ? [] : head.split(':');
-  const t = tail === '' ? [] : tail.split(':');
-  const groups = ip.includes('::') ? [...h, ...new Array<string>(8 - h.length - t.length).fill('0'), ...t] : h;
-  const out = Buffer.alloc(16);
-  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
-  return out;
+  const p = parseIP(ip);
+  if (p === undefined) throw new RangeError(`"${ip}" is not an IP address`);
+  return Buffer.from(p.bytes);
 }
 
 function keyId(pub: KeyObject): Buffer {
@@ -191,30 +187,39 @@ export interface ServingPki {
   readonly server: Issuer;
 }
 
-/** A CA (10 years) and a serving certificate (1 year) for the given names and IPs. */
+const DAY_MS = 24 * 3600 * 1000;
+
+/**
+ * A CA and a serving certificate it signs for the given names and IPs. Defaults: the lab's names, a
+ * 10-year CA and a 1-year serving certificate, both valid from one hour ago.
+ */
 export function createServingPki(opts: {
   now: number;
   dnsNames: readonly string[];
   ips: readonly string[];
   ca?: Issuer;
+  caCommonName?: string;
+  serverCommonName?: string;
+  caValidityMs?: number;
+  serverValidityMs?: number;
 }): ServingPki {
-  const day = 24 * 3600 * 1000;
+  const notBefore = opts.now - 3600_000;
   const ca =
     opts.ca ??
     createCertificate({
-      commonName: 'antrea-lab-ca',
+      commonName: opts.caCommonName ?? 'antrea-lab-ca',
       isCA: true,
-      notBefore: opts.now - 3600_000,
-      notAfter: opts.now + 3650 * day,
+      notBefore,
+      notAfter: opts.now + (opts.caValidityMs ?? 3650 * DAY_MS),
     });
   const server = createCertificate(
     {
-      commonName: 'kube-apiserver',
+      commonName: opts.serverCommonName ?? 'kube-apiserver',
       isCA: false,
       dnsNames: opts.dnsNames,
       ips: opts.ips,
-      notBefore: opts.now - 3600_000,
-      notAfter: opts.now + 365 * day,
+      notBefore,
+      notAfter: opts.now + (opts.serverValidityMs ?? 365 * DAY_MS),
     },
     ca,
   );
@@ -233,7 +238,7 @@ export function certificateUsable(
     const cert = new X509Certificate(certPem);
     const ca = new X509Certificate(caPem);
     if (!cert.verify(ca.publicKey)) return false;
-    if (Date.parse(cert.validTo) < now + 24 * 3600 * 1000) return false;
+    if (Date.parse(cert.validTo) < now + DAY_MS) return false;
     const san = cert.subjectAltName ?? '';
     return (
       names.every((n) => san.includes(`DNS:${n}`)) &&

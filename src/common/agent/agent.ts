@@ -22,6 +22,7 @@ import { PodConnectivityFeature, PodFlowInstaller } from './openflow/pod-connect
 import { aborted, type Runnable } from '../util/runnable.ts';
 import { CniGrpcService } from './cniserver/grpc.ts';
 import { PendingAddJournal } from './cniserver/journal.ts';
+import { ovsdbOfportEvents } from './cniserver/ofport-events.ts';
 import { CniServer } from './cniserver/server.ts';
 import { type AgentConfig, hostLocalDataDir } from './config.ts';
 import { type InitializedNode, Initializer } from './initializer.ts';
@@ -70,6 +71,7 @@ export class Agent implements Runnable {
     signal.addEventListener('abort', stop, { once: true });
     const tasks: Promise<void>[] = [];
     let openflow: OpenFlowClient | undefined;
+    const cleanups: (() => void)[] = [];
     try {
       const bridge = new OvsdbBridge(ovsdb, config.ovsBridge, { logger: this.logger });
       const ipam = new HostLocalIpam({
@@ -98,6 +100,10 @@ export class Agent implements Runnable {
         logger: this.logger,
         clock,
       });
+      // Windows: Pod ports get their ofport after ADD answered; their flows follow it.
+      if (platform.podInterfaces.ofportAssignment === 'async') {
+        cleanups.push(server.watchOfports(ovsdbOfportEvents(ovsdb.cache)));
+      }
       const grpc = new CniGrpcService({ socketPath: config.cniSocket, handler: server, logger: this.logger });
       const served = grpc.run(inner.signal);
       tasks.push(served);
@@ -157,6 +163,7 @@ export class Agent implements Runnable {
       this.logger.info('stopped during start-up', { reason: String(signal.reason) });
     } finally {
       signal.removeEventListener('abort', stop);
+      for (const c of cleanups) c();
       inner.abort();
       await Promise.allSettled(tasks);
       await ovsdb.close();

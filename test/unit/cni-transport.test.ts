@@ -7,9 +7,8 @@
  */
 import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { cniMethodPath, type CniCmdRequest, type CniCmdResponse, ErrorCode } from '../../src/common/apis/cni/proto.ts';
@@ -21,15 +20,12 @@ import {
 } from '../../src/common/agent/cniserver/grpc.ts';
 import { grpcUnaryCall } from '../../src/common/cni/grpc-client.ts';
 import { encodeCniCmdRequest, decodeCniCmdResponse } from '../../src/common/apis/cni/proto.ts';
+import { localEndpointPath, WINDOWS } from '../helpers/local-endpoint.ts';
 
-const WINDOWS = process.platform === 'win32';
 const ROOT = join(import.meta.dirname, '..', '..');
 
 function endpointPath(t: Test): string {
-  if (WINDOWS) return `\\\\.\\pipe\\antrea-test-${process.pid}-${Math.random().toString(16).slice(2)}`;
-  const dir = mkdtempSync(join(tmpdir(), 'cnit-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return join(dir, 'cni.sock');
+  return localEndpointPath(t, 'cni.sock');
 }
 
 function runPlugin(endpoint: string, command: string, stdin: string): Promise<{ code: number; stdout: string }> {

@@ -231,3 +231,60 @@ t.test(
     }
   },
 );
+
+// The launcher at work needs Windows: it runs here only on a Windows runner with a MinGW gcc (the
+// GitHub windows images have one on PATH).
+const WIN_GCC = ['x86_64-w64-mingw32-gcc.exe', 'gcc.exe'].find((c) => WINDOWS && onPath(c));
+
+t.test(
+  'antrea.exe passes stdin, stdout, environment, arguments and the exit code through',
+  {
+    skip: WIN_GCC === undefined ? 'needs Windows and a MinGW gcc on PATH' : false,
+  },
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'ats-launcher-run-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const runner = createCommandRunner();
+    const exe = join(dir, 'antrea.exe');
+    await runner.run(WIN_GCC ?? 'gcc', ['-O2', '-municode', '-o', exe, LAUNCHER_SOURCE], { timeoutMs: 120_000 });
+    const script = join(dir, 'echo-plugin.mjs');
+    writeFileSync(
+      script,
+      [
+        "let input = '';",
+        "process.stdin.on('data', (d) => (input += d));",
+        "process.stdin.on('end', () => {",
+        '  process.stdout.write(JSON.stringify({ input, socket: process.env.ANTREA_CNI_SOCKET, cmd: process.env.CNI_COMMAND, args: process.argv.slice(2) }));',
+        '  process.exit(7);',
+        '});',
+        '',
+      ].join('\n'),
+    );
+    writeFileSync(
+      join(dir, WINDOWS_LAUNCHER_CONFIG),
+      windowsLauncherConfig({
+        nodePath: process.execPath,
+        pluginEntry: script,
+        cniSocket: '\\\\.\\pipe\\cnisock',
+        compileCacheDir: join(dir, 'cache'),
+      }),
+    );
+    const r = await runner.run(exe, ['a b', 'c"d'], {
+      env: { CNI_COMMAND: 'ADD' },
+      input: '{"cniVersion":"1.0.0"}',
+      okExitCodes: [7],
+    });
+    t.equal(r.exitCode, 7, 'the exit code');
+    t.same(JSON.parse(r.stdout), {
+      input: '{"cniVersion":"1.0.0"}',
+      socket: '\\\\.\\pipe\\cnisock',
+      cmd: 'ADD',
+      args: ['a b', 'c"d'],
+    });
+    const mine = await runner.run(exe, [], { env: { ANTREA_CNI_SOCKET: 'mine' }, input: '', okExitCodes: [7] });
+    t.equal((JSON.parse(mine.stdout) as { socket: string }).socket, 'mine', 'a set variable is not overridden');
+    rmSync(join(dir, WINDOWS_LAUNCHER_CONFIG));
+    const broken = await runner.run(exe, [], { input: '', okExitCodes: [1] });
+    t.match(JSON.parse(broken.stdout), { code: 999, msg: /antrea launcher: cannot open its configuration/ });
+  },
+);

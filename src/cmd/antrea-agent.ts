@@ -21,22 +21,35 @@ import { crashPointsFromEnv } from '../common/util/crash.ts';
 import { errorMessage, isAntreaError } from '../common/util/errors.ts';
 import { createHelperRunner } from '../common/util/exec.ts';
 import { createLogger, type Logger, parseLogLevel } from '../common/util/log.ts';
-import { createLinuxPlatform, LINUX_PATHS } from '../platform/linux/platform.ts';
-import { createWindowsPlatform, WINDOWS_PATHS } from '../platform/windows/platform.ts';
 
 export const USAGE = `usage: antrea-agent --config FILE [--node-name NAME] [--pod-cidr CIDR]... [--node-ip IP]...
                     [--log-level LEVEL] [--log-format json|text]`;
 
-/** Antrea's default locations for this OS. */
-function platformPaths(): PlatformPaths {
-  if (process.platform === 'linux') return LINUX_PATHS;
-  if (process.platform === 'win32') return WINDOWS_PATHS;
+/**
+ * This OS's strategy module, loaded only here: the other OS's native modules do not load (netlink
+ * and koffi's libc have no Windows build; the Linux strategy imports them at module load).
+ */
+async function platformModule(): Promise<
+  | { os: 'linux'; mod: typeof import('../platform/linux/platform.ts') }
+  | { os: 'windows'; mod: typeof import('../platform/windows/platform.ts') }
+> {
+  if (process.platform === 'linux') return { os: 'linux', mod: await import('../platform/linux/platform.ts') };
+  if (process.platform === 'win32') return { os: 'windows', mod: await import('../platform/windows/platform.ts') };
   throw new Error(`antrea-agent: no platform strategy for ${process.platform}`);
 }
 
-function createPlatform(logger: Logger, config: AgentConfig): PlatformStrategy {
-  if (process.platform === 'win32') {
-    return createWindowsPlatform({
+/** Antrea's default locations for this OS. */
+function platformPaths(p: Awaited<ReturnType<typeof platformModule>>): PlatformPaths {
+  return p.os === 'linux' ? p.mod.LINUX_PATHS : p.mod.WINDOWS_PATHS;
+}
+
+function createPlatform(
+  p: Awaited<ReturnType<typeof platformModule>>,
+  logger: Logger,
+  config: AgentConfig,
+): PlatformStrategy {
+  if (p.os === 'windows') {
+    return p.mod.createWindowsPlatform({
       logger,
       routing: {
         gatewayName: config.hostGateway,
@@ -47,7 +60,7 @@ function createPlatform(logger: Logger, config: AgentConfig): PlatformStrategy {
       },
     });
   }
-  return createLinuxPlatform({ logger });
+  return p.mod.createLinuxPlatform({ logger });
 }
 
 export interface ParsedFlags {
@@ -96,10 +109,11 @@ export async function runAgent(argv: readonly string[], signal: AbortSignal): Pr
     format: flags.logFormat,
     fields: { node: flags.nodeName },
   });
-  const paths = platformPaths();
+  const strategy = await platformModule();
+  const paths = platformPaths(strategy);
   const base = defaultAgentConfig({ cniSocket: paths.cniSocket, ovsRunDir: paths.ovsRunDir });
   const config: AgentConfig = parseAgentConfig(readFileSync(flags.configPath, 'utf8'), base, flags.configPath);
-  const platform = createPlatform(logger, config);
+  const platform = createPlatform(strategy, logger, config);
   // Commands (host-local) start from a small helper: spawning from the agent itself is slow.
   const runner = createHelperRunner();
   try {

@@ -93,3 +93,24 @@ t.test('antrea-windows.yml is a HostProcess DaemonSet with the Windows layout', 
   t.same(conflist.plugins[0]?.capabilities, { dns: true });
   t.end();
 });
+
+t.test('the Windows image provides what antrea-windows.yml runs', (t) => {
+  const dockerfile = readFileSync(join(ROOT, 'build', 'images', 'windows', 'Dockerfile'), 'utf8');
+  const yml = readFileSync(join(ROOT, 'build', 'yamls', 'antrea-windows.yml'), 'utf8');
+  const stages = dockerfile.split(/^FROM /m).slice(1);
+  const final = stages.at(-1) ?? '';
+  t.match(final, /^\$\{HPC_BASE\}/, 'the final stage is the HostProcess base image');
+  t.notMatch(final, /^RUN /m, 'the final stage only copies (it is built on Linux)');
+  t.match(dockerfile, /COPY build\/images\/windows\/antrea-cni-launcher\.c /);
+  // Every "$root\..." path the manifest uses comes from a COPY into the final stage's layout.
+  const rootPaths = [...yml.matchAll(/\$root\\([A-Za-z0-9_.-]+)/g)].map((m) => m[1] ?? '');
+  const provided = ['node', 'antrea-ts', 'bin', 'cni-plugins', 'ovs', 'etc'];
+  for (const p of new Set(rootPaths)) t.ok(provided.includes(p), `$root\\${p} is in the image (or mounted)`);
+  t.match(dockerfile, /cp "\/tmp\/node-v\$\{NODE_VERSION\}-win-x64\/node\.exe" node\//, 'node\\node.exe');
+  t.match(dockerfile, /-C cni-plugins \.\/host-local\.exe/, 'cni-plugins\\host-local.exe');
+  t.match(dockerfile, /ovs\/ovs-win64\.zip/, 'ovs\\ovs-win64.zip');
+  t.match(final, /COPY --from=launcher \/out\/antrea-cni-launcher\.exe \/bin\/antrea-cni-launcher\.exe/);
+  t.match(final, /COPY --from=app \/out\/antrea-ts \/antrea-ts/);
+  t.match(yml, /install-cni\.ts --os windows --launcher "\$root\\bin\\antrea-cni-launcher\.exe"/);
+  t.end();
+});

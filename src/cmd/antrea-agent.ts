@@ -7,8 +7,9 @@
  *                [--log-level info|debug|trace|N] [--log-format json|text]
  *
  * The Node's name defaults to $NODE_NAME (as in Antrea's DaemonSet), then the host name. Pod CIDRs
- * and Node IPs come from the flags (a static Node config source) until the Kubernetes-backed source
- * is wired. Set ANTREA_CRASH_POINT to kill the agent at a named step (fault-injection tests).
+ * and Node IPs come from the flags (a static Node config source). With
+ * `clientConnection.kubeconfig` set, the agent watches the cluster's Nodes through that API server
+ * and routes to the other Nodes' Pod CIDRs (NodeRoute controller); without it, it is a single Node. Set ANTREA_CRASH_POINT to kill the agent at a named step (fault-injection tests).
  */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -19,7 +20,9 @@ import { StaticNodeConfigSource } from '../common/agent/node-config.ts';
 import type { PlatformPaths, PlatformStrategy } from '../common/host/platform.ts';
 import { crashPointsFromEnv } from '../common/util/crash.ts';
 import { errorMessage, isAntreaError } from '../common/util/errors.ts';
-import { createHelperRunner } from '../common/util/exec.ts';
+import { type CommandRunner, createHelperRunner } from '../common/util/exec.ts';
+import { InformerNodeSource } from '../common/agent/noderoute/node-source.ts';
+import { kubeListWatch, loadKubeConfig, ResourcePaths } from '../common/k8s/client.ts';
 import { createLogger, type Logger, parseLogLevel } from '../common/util/log.ts';
 
 export const USAGE = `usage: antrea-agent --config FILE [--node-name NAME] [--pod-cidr CIDR]... [--node-ip IP]...
@@ -47,6 +50,7 @@ function createPlatform(
   p: Awaited<ReturnType<typeof platformModule>>,
   logger: Logger,
   config: AgentConfig,
+  runner: CommandRunner,
 ): PlatformStrategy {
   if (p.os === 'windows') {
     return p.mod.createWindowsPlatform({
@@ -60,7 +64,7 @@ function createPlatform(
       },
     });
   }
-  return p.mod.createLinuxPlatform({ logger });
+  return p.mod.createLinuxPlatform({ logger, runner });
 }
 
 export interface ParsedFlags {
@@ -113,9 +117,9 @@ export async function runAgent(argv: readonly string[], signal: AbortSignal): Pr
   const paths = platformPaths(strategy);
   const base = defaultAgentConfig({ cniSocket: paths.cniSocket, ovsRunDir: paths.ovsRunDir });
   const config: AgentConfig = parseAgentConfig(readFileSync(flags.configPath, 'utf8'), base, flags.configPath);
-  const platform = createPlatform(strategy, logger, config);
-  // Commands (host-local) start from a small helper: spawning from the agent itself is slow.
+  // Commands (host-local, ipset, iptables) start from a small helper: spawning from the agent itself is slow.
   const runner = createHelperRunner();
+  const platform = createPlatform(strategy, logger, config, runner);
   try {
     const agent = new Agent({
       config,
@@ -125,6 +129,14 @@ export async function runAgent(argv: readonly string[], signal: AbortSignal): Pr
         podCIDRs: flags.podCIDRs,
         nodeIPs: flags.nodeIPs,
       }),
+      ...(config.clientConnection.kubeconfig === ''
+        ? {}
+        : {
+            nodeSource: new InformerNodeSource({
+              client: kubeListWatch(loadKubeConfig(config.clientConnection.kubeconfig), ResourcePaths.nodes),
+              logger,
+            }),
+          }),
       runner,
       logger,
       crashPoints: crashPointsFromEnv(process.env),

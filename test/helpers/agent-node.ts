@@ -21,6 +21,8 @@ export const PLUGIN_ENTRY = join(ROOT, 'src', 'cmd', 'antrea-cni.ts');
 export const CNI_PLUGIN_DIR = '/usr/lib/cni';
 
 export interface AgentNodeOptions {
+  /** The Node's name (default node-1). */
+  readonly nodeName?: string;
   readonly podCIDR?: string;
   readonly nodeIP?: string;
   /** Extra antrea-agent.conf lines. */
@@ -83,6 +85,7 @@ export class AgentNode {
   readonly dir: string;
   readonly podCIDR: string;
   readonly nodeIP: string;
+  readonly nodeName: string;
   readonly gatewayIP: string;
   readonly configPath: string;
   readonly socket: string;
@@ -100,6 +103,7 @@ export class AgentNode {
     this.dir = dir;
     this.podCIDR = opts.podCIDR ?? '10.10.1.0/24';
     this.nodeIP = opts.nodeIP ?? '192.0.2.10';
+    this.nodeName = opts.nodeName ?? 'node-1';
     this.gatewayIP = this.podCIDR.replace(/\.0\/\d+$/, '.1');
     this.configPath = join(dir, 'antrea-agent.conf');
     this.socket = join(dir, 'cni.sock');
@@ -175,7 +179,7 @@ export class AgentNode {
         '--config',
         this.configPath,
         '--node-name',
-        'node-1',
+        this.nodeName,
         '--pod-cidr',
         this.podCIDR,
         '--node-ip',

@@ -23,7 +23,7 @@ async function rig(t: Test): Promise<{ node: string; pods: LinuxPodInterfaces; h
   const node = await tempNetns(t, 'node-');
   const host = inNetns(`/run/netns/${node}`, () => Netlink.open());
   t.teardown(() => host.close());
-  return { node, pods: new LinuxPodInterfaces({ host }), host };
+  return { node, pods: new LinuxPodInterfaces({ host, hostNetns: `/run/netns/${node}` }), host };
 }
 
 const ips = [
@@ -62,6 +62,13 @@ t.test('configure, check, announce, remove', async (t) => {
   t.match(route, /default via 10\.20\.0\.1 dev eth0/);
   t.match(route, /192\.0\.2\.0\/24 via 10\.20\.0\.1 dev eth0/);
   t.match((await runner.run('ip', ['-n', node, 'link', 'show', 'web-abcdef'])).stdout, /mtu 1400.*state UP/s);
+  t.equal(
+    (
+      await runner.run('ip', ['netns', 'exec', node, 'cat', '/proc/sys/net/ipv4/conf/web-abcdef/arp_ignore'])
+    ).stdout.trim(),
+    '8',
+    'the host side never answers ARP',
+  );
   t.equal(
     inNetns(netns, () => txChecksumEnabled('eth0')),
     false,

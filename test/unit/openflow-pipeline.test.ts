@@ -108,7 +108,7 @@ t.test('table ids are dense, per active features, in pipeline then declaration o
     feature('All', () => DEFAULT_TABLES),
     feature('ProxyAll', () => [T.NodePortMark]),
   ]);
-  t.equal(more.table(T.NodePortMark).id, 8);
+  t.equal(more.table(T.NodePortMark).id, 9, 'after PreRoutingClassifier (facts §1.2 note)');
   t.equal(more.table(T.Output).id, 29);
   t.equal(p.table(T.Classifier).next?.name, 'SpoofGuard');
   t.equal(p.table(T.Output).next, undefined, 'the last table has no next');

@@ -28,6 +28,8 @@ import { datapathIdFromMac, WindowsNodeNetwork } from '../../src/platform/window
 import { namespaceGuid, WindowsPodInterfaces } from '../../src/platform/windows/pod-interfaces.ts';
 import { WINDOWS_CAPABILITIES, createWindowsPlatform } from '../../src/platform/windows/platform.ts';
 import { WindowsRouteClient } from '../../src/platform/windows/routes.ts';
+import { type PeerRoute, peerRouteKind, type RouteConfig } from '../../src/common/host/routes.ts';
+import type { TrafficEncapMode } from '../../src/common/agent/config.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 import { FakeOvs } from '../helpers/fake-ovs-bridge.ts';
 import { cmdletError, FakeWindowsHost } from '../helpers/fake-windows-host.ts';
@@ -50,6 +52,31 @@ function golden(t: Test, name: string, text: string): void {
 }
 
 const NODE = { podCIDRs: ['10.10.2.0/24'], nodeIPs: ['192.0.2.11'], transportInterface: '', bridgeName: 'br-int' };
+
+const TRANSPORT = ['192.0.2.0/24'];
+
+function routeCfg(trafficEncapMode: TrafficEncapMode, noSNAT: boolean): RouteConfig {
+  return {
+    trafficEncapMode,
+    noSNAT,
+    snatFullyRandomPorts: false,
+    gatewayName: 'antrea-gw0',
+    localPodCIDRs: ['10.10.2.0/24'],
+    tunnelType: 'geneve',
+    tunnelPort: 6081,
+  };
+}
+
+/** A peer route as the NodeRoute controller decides it (peerRouteKind). */
+function peer(
+  podCIDR: string,
+  nodeName: string,
+  nodeIP: string,
+  peerGatewayIP: string,
+  mode: TrafficEncapMode,
+): PeerRoute {
+  return { podCIDR, nodeName, nodeIP, peerGatewayIP, via: peerRouteKind(mode, nodeIP, TRANSPORT) };
+}
 
 function host(): FakeWindowsHost {
   const h = new FakeWindowsHost();
@@ -433,9 +460,9 @@ t.test('routes: firewall, NetNat, per-mode routes, replace, delete, reconcile', 
     transportCIDRs: ['192.0.2.0/24'],
   });
   h.ps.clear();
-  await rc.initialize(['10.10.2.0/24']);
-  await rc.addRoutes('10.10.1.0/24', 'node-1', '198.51.100.10', '10.10.1.1');
-  await rc.addRoutes('10.10.3.0/24', 'node-3', '192.0.2.13', '10.10.3.1');
+  await rc.initialize(routeCfg('hybrid', false));
+  await rc.addRoutes(peer('10.10.1.0/24', 'node-1', '198.51.100.10', '10.10.1.1', 'hybrid'));
+  await rc.addRoutes(peer('10.10.3.0/24', 'node-3', '192.0.2.13', '10.10.3.1', 'hybrid'));
   golden(t, 'routes.txt', h.ps.transcript);
   t.same(
     [...h.firewallRules],
@@ -466,15 +493,15 @@ t.test('routes: firewall, NetNat, per-mode routes, replace, delete, reconcile', 
   );
 
   h.ps.clear();
-  await rc.initialize(['10.10.2.0/24']);
-  await rc.addRoutes('10.10.1.0/24', 'node-1', '198.51.100.10', '10.10.1.1');
+  await rc.initialize(routeCfg('hybrid', false));
+  await rc.addRoutes(peer('10.10.1.0/24', 'node-1', '198.51.100.10', '10.10.1.1', 'hybrid'));
   t.notOk(
     h.ps.scripts.some((s) => /^(New|Remove)-|Set-NetIPInterface|Remove-NetNat/.test(s)),
     'repeats change nothing',
   );
 
   // The peer's gateway changed: the route is replaced.
-  await rc.addRoutes('10.10.1.0/24', 'node-1', '198.51.100.10', '10.10.1.254');
+  await rc.addRoutes(peer('10.10.1.0/24', 'node-1', '198.51.100.10', '10.10.1.254', 'hybrid'));
   t.same(
     h.routes.filter((r) => r.DestinationPrefix === '10.10.1.0/24').map((r) => r.NextHop),
     ['10.10.1.254'],
@@ -482,7 +509,7 @@ t.test('routes: firewall, NetNat, per-mode routes, replace, delete, reconcile', 
 
   // A NetNat on another prefix is replaced.
   h.nats[0]!.InternalIPInterfaceAddressPrefix = '10.99.0.0/24';
-  await rc.initialize(['10.10.2.0/24']);
+  await rc.initialize(routeCfg('hybrid', false));
   t.same(
     h.nats.map((n) => n.InternalIPInterfaceAddressPrefix),
     ['10.10.2.0/24'],
@@ -519,7 +546,7 @@ t.test('routes: firewall, NetNat, per-mode routes, replace, delete, reconcile', 
   await rc.deleteRoutes('10.10.3.0/24');
   await rc.deleteRoutes('10.10.3.0/24');
   t.notOk(h.routes.some((r) => r.DestinationPrefix === '10.10.3.0/24'));
-  await t.rejects(rc.addRoutes("10.0.0.0/8'; Stop-Computer; '", 'n', '192.0.2.9', '10.0.0.1'), {
+  await t.rejects(rc.addRoutes(peer("10.0.0.0/8'; Stop-Computer; '", 'n', '192.0.2.9', '10.0.0.1', 'hybrid')), {
     code: 'INVALID_ARGUMENT',
     message: /^podCIDR: /,
   });
@@ -531,11 +558,29 @@ t.test('routes: firewall, NetNat, per-mode routes, replace, delete, reconcile', 
     trafficEncapMode: 'noEncap',
     noSNAT: true,
   });
-  await noSnat.initialize(['10.10.2.0/24']);
+  await noSnat.initialize(routeCfg('noEncap', true));
   t.same(h.nats, [], 'noSNAT removes antrea-nat');
-  await noSnat.addRoutes('10.10.7.0/24', 'node-7', '198.51.100.77', '10.10.7.1');
+  await noSnat.addRoutes(peer('10.10.7.0/24', 'node-7', '192.0.2.77', '10.10.7.1', 'noEncap'));
   t.match(
     h.routes.find((r) => r.DestinationPrefix === '10.10.7.0/24'),
-    { NextHop: '198.51.100.77', InterfaceIndex: brInt.ifIndex },
+    { NextHop: '192.0.2.77', InterfaceIndex: brInt.ifIndex },
+  );
+
+  // sync restores what was removed behind the client's back; 'none' removes our route.
+  h.routes.splice(
+    h.routes.findIndex((r) => r.DestinationPrefix === '10.10.7.0/24'),
+    1,
+  );
+  h.nats.length = 0;
+  await noSnat.sync();
+  t.ok(
+    h.routes.some((r) => r.DestinationPrefix === '10.10.7.0/24'),
+    'sync restores the route',
+  );
+  t.same(h.nats, [], 'and keeps noSNAT');
+  await noSnat.addRoutes(peer('10.10.7.0/24', 'node-7', '198.51.100.77', '10.10.7.1', 'noEncap'));
+  t.notOk(
+    h.routes.some((r) => r.DestinationPrefix === '10.10.7.0/24'),
+    "via 'none': no route",
   );
 });

@@ -18,17 +18,28 @@ import { OpenFlowClient } from '../ovs/openflow/client.ts';
 import { BridgeClient } from './openflow/bridge.ts';
 import { CookieAllocator } from './openflow/cookie.ts';
 import { RealizedPipeline } from './openflow/framework.ts';
-import { PodConnectivityFeature, PodFlowInstaller } from './openflow/pod-connectivity.ts';
+import { NodeFlowInstaller, PodConnectivityFeature, PodFlowInstaller } from './openflow/pod-connectivity.ts';
+import { NodeRouteController, runRouteSync } from './noderoute/controller.ts';
+import type { NodeSource } from './noderoute/node-source.ts';
+import { UPLINK_BRIDGE } from './uplink-bridge.ts';
 import { aborted, type Runnable } from '../util/runnable.ts';
 import { CniGrpcService } from './cniserver/grpc.ts';
 import { PendingAddJournal } from './cniserver/journal.ts';
 import { ovsdbOfportEvents } from './cniserver/ofport-events.ts';
 import { CniServer } from './cniserver/server.ts';
 import { type AgentConfig, hostLocalDataDir } from './config.ts';
-import { type InitializedNode, Initializer } from './initializer.ts';
+import { DEFAULT_TUNNEL_DST_PORTS, type InitializedNode, Initializer } from './initializer.ts';
 import { InterfaceStore } from './interfacestore.ts';
 import { HostLocalIpam } from './ipam/host-local.ts';
 import type { NodeConfigSource } from './node-config.ts';
+import { ServiceFeature } from './openflow/service.ts';
+import { ProxyController } from './proxy/controller.ts';
+import { Proxier } from './proxy/proxier.ts';
+import { startServiceRejecter } from './proxy/reject.ts';
+import { Informer } from '../k8s/informer.ts';
+import { kubeListWatch, loadKubeConfig, ResourcePaths } from '../k8s/client.ts';
+import type { EndpointSlice, Service } from '../k8s/objects.ts';
+import { cidrContains, ipFamily, parseCidr } from '../util/ip.ts';
 
 /** Bridge external_ids key holding the flow round of the last agent that completed start-up (Antrea's). */
 export const ROUND_KEY = 'roundNum';
@@ -47,6 +58,18 @@ export interface AgentOptions {
   readonly logger?: Logger;
   readonly clock?: Clock;
   readonly crashPoints?: CrashPoints;
+  /**
+   * How long start-up waits for the first Service sync before deleting the previous run's flows
+   * (default 10 s); Services keep working meanwhile through the previous round's flows.
+   */
+  readonly proxyInitialSyncTimeoutMs?: number;
+  /**
+   * The cluster's Nodes, for the NodeRoute controller (routes and tunnel flows to the other Nodes).
+   * Absent: a single-Node agent (no peers; SNAT and host rules are still set up).
+   */
+  readonly nodeSource?: NodeSource;
+  /** How long start-up waits for the first Node list before deleting the previous round's flows (default 30 s). */
+  readonly nodeSyncWaitMs?: number;
   /** Called once the Pod network is ready (tests and the lab wait on it). */
   readonly onReady?: (node: InitializedNode) => void;
 }
@@ -115,6 +138,9 @@ export class Agent implements Runnable {
         bridge,
         store: this.store,
         nodeConfigSource: this.o.nodeConfigSource,
+        ...(config.ovsDatapathType === 'netdev'
+          ? { uplinkBridge: new OvsdbBridge(ovsdb, UPLINK_BRIDGE, { logger: this.logger }) }
+          : {}),
         logger: this.logger,
       }).initialize(inner.signal);
       // The OpenFlow pipeline, in a new cookie round; the previous round's flows stay until the
@@ -133,9 +159,22 @@ export class Agent implements Runnable {
         clock,
       });
       openflow = ofClient;
+      // AntreaProxy: Services load-balanced in OVS, when the agent can watch the Kubernetes API.
+      const proxy = config.antreaProxy;
+      const proxyOn = proxy.enable && config.clientConnection.kubeconfig !== '';
+      const nodePortAddresses = proxy.proxyAll
+        ? nodePortAddressesOf(node.node.nodeIPs, proxy.nodePortAddresses)
+        : undefined;
+      const serviceFeature = proxyOn
+        ? new ServiceFeature({
+            cookies,
+            gateway: { ofport: node.gatewayOfport, mac: node.gatewayMac, ips: node.gatewayIPs },
+            ...(nodePortAddresses === undefined ? {} : { nodePortAddresses }),
+          })
+        : undefined;
       const ofBridge = new BridgeClient({
         client: ofClient,
-        pipeline: new RealizedPipeline([feature]),
+        pipeline: new RealizedPipeline(serviceFeature === undefined ? [feature] : [feature, serviceFeature]),
         cookies,
         logger: this.logger,
         clock,
@@ -143,11 +182,95 @@ export class Agent implements Runnable {
       tasks.push(ofClient.run(inner.signal));
       await ofBridge.ready(inner.signal);
       server.setPodFlows(new PodFlowInstaller(ofBridge, feature));
+      let proxyController: ProxyController | undefined;
+      if (serviceFeature !== undefined) {
+        const serviceNetwork = nodePortAddresses === undefined ? undefined : platform.serviceNetwork;
+        await serviceNetwork?.initialize({ gatewayName: node.gatewayName, nodePortAddresses: nodePortAddresses ?? [] });
+        const kc = loadKubeConfig(config.clientConnection.kubeconfig);
+        const proxier = new Proxier({
+          datapath: ofBridge,
+          feature: serviceFeature,
+          nodeName: node.nodeName,
+          ...(serviceNetwork === undefined ? {} : { nodePortHost: serviceNetwork }),
+          skipServices: proxy.skipServices,
+          logger: this.logger,
+        });
+        proxyController = new ProxyController({
+          proxier,
+          services: new Informer<Service>({
+            resource: 'services',
+            client: kubeListWatch(kc, ResourcePaths.services),
+            logger: this.logger,
+            clock,
+          }),
+          slices: new Informer<EndpointSlice>({
+            resource: 'endpointslices',
+            client: kubeListWatch(kc, ResourcePaths.endpointSlices),
+            logger: this.logger,
+            clock,
+          }),
+          clock,
+          logger: this.logger,
+        });
+        tasks.push(proxyController.run(inner.signal));
+        const stopRejecter = startServiceRejecter(ofBridge, this.logger);
+        inner.signal.addEventListener('abort', stopRejecter, { once: true });
+      }
 
       const report = await server.reconcile(node);
       this.logger.info('reconciled the previous run', { ...report });
       server.setStoreReady(node);
       const pods = await server.installStoredPodFlows();
+
+      // Host rules (SNAT, Pod-address sets) and the routes and tunnel flows to the other Nodes.
+      const mode = config.trafficEncapMode;
+      const routes = mode === 'networkPolicyOnly' ? undefined : platform.routes;
+      if (routes !== undefined) {
+        await routes.initialize({
+          trafficEncapMode: mode,
+          noSNAT: config.noSNAT,
+          snatFullyRandomPorts: config.snatFullyRandomPorts,
+          gatewayName: node.gatewayName,
+          localPodCIDRs: node.podCIDRs,
+          tunnelType: config.tunnelType,
+          tunnelPort: config.tunnelPort !== 0 ? config.tunnelPort : DEFAULT_TUNNEL_DST_PORTS[config.tunnelType],
+        });
+        tasks.push(runRouteSync(routes, inner.signal, { clock, logger: this.logger }));
+      }
+      if (this.o.nodeSource !== undefined && mode !== 'networkPolicyOnly') {
+        const controller = new NodeRouteController({
+          localNodeName: node.nodeName,
+          trafficEncapMode: mode,
+          localTransportCIDRs: node.transportCIDRs,
+          source: this.o.nodeSource,
+          flows: new NodeFlowInstaller(ofBridge, feature),
+          ...(routes === undefined ? {} : { routes }),
+          logger: this.logger,
+          clock,
+        });
+        tasks.push(this.o.nodeSource.run(inner.signal), controller.run(inner.signal));
+        // The previous round's flows stay until the peers' flows are back (or we gave up waiting).
+        const waitMs = this.o.nodeSyncWaitMs ?? 30_000;
+        const synced = await Promise.race([
+          controller.waitInitialSync(inner.signal).then(
+            () => true,
+            () => false,
+          ),
+          clock.sleep(waitMs, inner.signal).then(
+            () => false,
+            () => false,
+          ),
+        ]);
+        if (!synced) this.logger.warn('the first Node list is not processed yet', { waitedMs: waitMs });
+      }
+      if (proxyController !== undefined && prevRound !== undefined) {
+        const timeoutMs = this.o.proxyInitialSyncTimeoutMs ?? 10_000;
+        const synced = await Promise.race([
+          proxyController.waitInitialSync(inner.signal).then(() => true),
+          clock.sleep(timeoutMs, inner.signal).then(() => false),
+        ]);
+        if (!synced) this.logger.warn('no Service sync yet; deleting the previous round anyway', { timeoutMs });
+      }
       if (prevRound !== undefined) await ofBridge.deleteStaleRounds(prevRound);
       await bridge.setExternalIds({ [ROUND_KEY]: String(cookies.round) });
       this.logger.info('pipeline ready', { round: cookies.round, previousRound: prevRound, podsReplayed: pods });
@@ -171,4 +294,12 @@ export class Agent implements Runnable {
     // A failed listener surfaces here (unless we were asked to stop).
     if (!signal.aborted) for (const t of tasks) await t;
   }
+}
+
+/** The Node addresses NodePorts answer on: its IPv4 addresses, filtered by `cidrs` when given. */
+export function nodePortAddressesOf(nodeIPs: readonly string[], cidrs: readonly string[]): string[] {
+  const v4 = nodeIPs.filter((ip) => ipFamily(ip) === 4);
+  if (cidrs.length === 0) return v4;
+  cidrs.forEach((c, i) => parseCidr(c, `antreaProxy.nodePortAddresses[${i}]`));
+  return v4.filter((ip) => cidrs.some((c) => cidrContains(c, ip)));
 }

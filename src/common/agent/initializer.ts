@@ -5,17 +5,18 @@
  * idempotent: on restart, existing ports are kept (updated in place when the configuration changed)
  * and the gateway keeps its MAC.
  */
-import type { NodeNetwork } from '../host/node-network.ts';
+import type { HostInterface, NodeNetwork } from '../host/node-network.ts';
 import type { PlatformStrategy } from '../host/platform.ts';
 import type { OpenFlowProtocol, OvsBridgeClient, PortSpec } from '../ovs/ovsdb/bridge.ts';
 import { ConfigError } from './config.ts';
 import type { AgentConfig, AgentTunnelType } from './config.ts';
-import { AntreaError } from '../util/errors.ts';
+import { AntreaError, errorMessage } from '../util/errors.ts';
 import { cidrIp, firstHostIp, ipFamily, parseCidr, randomMac } from '../util/ip.ts';
 import { type Logger, nullLogger } from '../util/log.ts';
 import { EXT, type InterfaceConfig, type InterfaceStore } from './interfacestore.ts';
 import type { NodeConfig, NodeConfigSource } from './node-config.ts';
 import type { NodeNetworkContext } from './cniserver/server.ts';
+import { setupUplinkBridge } from './uplink-bridge.ts';
 
 /** Antrea's fixed OpenFlow port numbers. */
 export const TUNNEL_OFPORT = 32768;
@@ -77,6 +78,8 @@ export interface InitializedNode extends NodeNetworkContext {
   readonly gatewayOfport: number;
   readonly tunnelOfport: number | undefined;
   readonly bridgeDatapathId: string;
+  /** The transport interface's addresses with prefix ([] when unknown). */
+  readonly transportCIDRs: readonly string[];
 }
 
 export interface InitializerOptions {
@@ -85,6 +88,11 @@ export interface InitializerOptions {
   readonly bridge: OvsBridgeClient;
   readonly store: InterfaceStore;
   readonly nodeConfigSource: NodeConfigSource;
+  /**
+   * The uplink bridge (br-phy) client: with the userspace datapath in encap or hybrid mode the
+   * transport interface is put behind it (see uplink-bridge.ts). Absent: never done.
+   */
+  readonly uplinkBridge?: OvsBridgeClient;
   readonly logger?: Logger;
 }
 
@@ -119,16 +127,33 @@ export class Initializer {
         transportInterface: config.transportInterface,
         bridgeName: config.ovsBridge,
       },
+      userspaceDatapath: config.ovsDatapathType === 'netdev',
     });
 
-    let transportMtu = 0;
-    let ipv6Underlay = false;
-    if (config.defaultMTU === 0) {
-      const transport = await this.net.transportInterface({ name: config.transportInterface, nodeIPs: node.nodeIPs });
-      transportMtu = transport.mtu;
-      ipv6Underlay = transport.addresses.length > 0 && transport.addresses.every((a) => ipFamily(cidrIp(a)) === 6);
-      this.logger.info('transport interface', { name: transport.name, mtu: transport.mtu });
+    let transport: HostInterface | undefined;
+    try {
+      transport = await this.net.transportInterface({ name: config.transportInterface, nodeIPs: node.nodeIPs });
+    } catch (err) {
+      // With a fixed MTU the agent can run without knowing its transport interface (single Node).
+      if (config.defaultMTU === 0) throw err;
+      this.logger.warn('no transport interface', { error: errorMessage(err) });
     }
+    const encap = config.trafficEncapMode === 'encap' || config.trafficEncapMode === 'hybrid';
+    if (transport !== undefined && encap && config.ovsDatapathType === 'netdev' && this.o.uplinkBridge !== undefined) {
+      transport = await setupUplinkBridge(this.o.uplinkBridge, this.net, transport, this.logger);
+    }
+    if (transport !== undefined) {
+      this.logger.info('transport interface', {
+        name: transport.name,
+        mtu: transport.mtu,
+        addresses: transport.addresses,
+      });
+    }
+    const transportMtu = transport?.mtu ?? 0;
+    const ipv6Underlay =
+      transport !== undefined &&
+      transport.addresses.length > 0 &&
+      transport.addresses.every((a) => ipFamily(cidrIp(a)) === 6);
     const mtu = podMtu(config, transportMtu, ipv6Underlay);
     signal.throwIfAborted();
 
@@ -195,6 +220,7 @@ export class Initializer {
       gatewayOfport,
       tunnelOfport,
       bridgeDatapathId: dpid,
+      transportCIDRs: transport?.addresses ?? [],
     };
   }
 }

@@ -35,6 +35,12 @@ export interface HostPrepareOptions {
     readonly transportInterface: string;
     readonly bridgeName: string;
   };
+  /**
+   * OVS runs the userspace (netdev) datapath: the host ends of Pod links stay ordinary host
+   * interfaces, so the host must not answer ARP on them for its other addresses (Linux:
+   * arp_ignore=1), or Pods would send their traffic to the host stack as well as to OVS.
+   */
+  readonly userspaceDatapath?: boolean;
 }
 
 export interface TransportSelector {
@@ -84,4 +90,17 @@ export interface NodeNetwork {
    * session survives restarts. Idempotent: existing ports are updated in place.
    */
   prepareBridge?(bridge: OvsBridgeClient, uplink: HostInterface): Promise<void>;
+
+  /**
+   * Linux only (the userspace datapath needs the underlay address on an OVS bridge for tunnels):
+   * moves every global address of device `from` to device `to`, with the routes that went out of
+   * `from` through a gateway, waiting for `to` to appear (HOST_INTERFACE_NOT_FOUND after the
+   * timeout) and bringing it up. Returns `to` as it is afterwards. Idempotent: when `from` holds no
+   * address, nothing moves; safe to repeat. Its inverse is the same call with the devices swapped.
+   */
+  moveTransportAddresses?(spec: {
+    readonly from: string;
+    readonly to: string;
+    readonly appearTimeoutMs?: number;
+  }): Promise<HostInterface>;
 }

@@ -9,6 +9,7 @@ import { ValidationError } from '../util/errors.ts';
 import type { NodeNetwork } from './node-network.ts';
 import type { PodInterfaceConfigurator } from './pod-interfaces.ts';
 import type { RouteClient } from './routes.ts';
+import type { ServiceHostNetwork } from './service-network.ts';
 
 export type OsName = 'linux' | 'windows';
 
@@ -61,8 +62,10 @@ export interface PlatformStrategy {
   readonly paths: PlatformPaths;
   readonly nodeNetwork: NodeNetwork;
   readonly podInterfaces: PodInterfaceConfigurator;
-  /** Routes for remote Pod CIDRs: absent until the multi-node work lands (see routes.ts). */
+  /** Routes and SNAT for remote Pod CIDRs (see routes.ts); absent on a platform without them yet. */
   readonly routes?: RouteClient;
+  /** Host side of NodePort Services (DNAT into OVS): present when the strategy can run commands. */
+  readonly serviceNetwork?: ServiceHostNetwork;
   /** Releases what the strategy holds (netlink sockets, PowerShell sessions). Idempotent. */
   close(): Promise<void>;
 }

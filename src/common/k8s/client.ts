@@ -21,6 +21,8 @@ export const ResourcePaths = {
   namespaces: '/api/v1/namespaces',
   nodes: '/api/v1/nodes',
   networkPolicies: '/apis/networking.k8s.io/v1/networkpolicies',
+  services: '/api/v1/services',
+  endpointSlices: '/apis/discovery.k8s.io/v1/endpointslices',
 } as const;
 
 /**

@@ -119,6 +119,64 @@ export interface NetworkPolicy extends KubeObject {
   readonly spec?: NetworkPolicySpec;
 }
 
+export interface ServicePort {
+  readonly name?: string;
+  readonly protocol?: string;
+  readonly port: number;
+  readonly targetPort?: number | string;
+  readonly nodePort?: number;
+}
+
+export interface Service extends KubeObject {
+  readonly spec?: {
+    readonly type?: string;
+    readonly clusterIP?: string;
+    readonly clusterIPs?: readonly string[];
+    readonly ports?: readonly ServicePort[];
+    readonly selector?: Readonly<Record<string, string>>;
+    readonly sessionAffinity?: string;
+    readonly sessionAffinityConfig?: { readonly clientIP?: { readonly timeoutSeconds?: number } };
+    readonly externalTrafficPolicy?: string;
+    readonly internalTrafficPolicy?: string;
+    readonly externalIPs?: readonly string[];
+  };
+}
+
+export interface EndpointConditions {
+  readonly ready?: boolean;
+  readonly serving?: boolean;
+  readonly terminating?: boolean;
+}
+
+export interface Endpoint {
+  readonly addresses: readonly string[];
+  readonly conditions?: EndpointConditions;
+  readonly nodeName?: string;
+  readonly hostname?: string;
+  readonly targetRef?: {
+    readonly kind?: string;
+    readonly namespace?: string;
+    readonly name?: string;
+    readonly uid?: string;
+  };
+}
+
+export interface EndpointPort {
+  readonly name?: string;
+  readonly protocol?: string;
+  readonly port?: number;
+}
+
+/** discovery.k8s.io/v1 EndpointSlice; label `kubernetes.io/service-name` names its Service. */
+export interface EndpointSlice extends KubeObject {
+  readonly addressType: string;
+  readonly endpoints?: readonly Endpoint[];
+  readonly ports?: readonly EndpointPort[];
+}
+
+/** The label linking an EndpointSlice to its Service. */
+export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
+
 /** `namespace/name`, or `name` for cluster-scoped objects: the key informers and stores use. */
 export function objectKey(obj: KubeObject): string {
   const ns = obj.metadata?.namespace ?? '';

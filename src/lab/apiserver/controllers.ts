@@ -5,13 +5,15 @@
  * - CRDs: served types registered on create/update, status (NamesAccepted, Established) written,
  *   and on deletion all custom resources removed before the CRD goes;
  * - garbage collection: dependents (ownerReferences) of a deleted owner are deleted;
- * - graceful Pod deletion completed when the grace period ends, for Pods no kubelet finishes.
+ * - graceful Pod deletion completed when the grace period ends, for Pods no kubelet finishes;
+ * - EndpointSlices of Services with a selector, in step with their Pods (endpointslices.ts).
  * Work is queued and runs after the write that caused it (never inside a store callback).
  */
 import type { Clock, TimerHandle } from '../../common/util/clock.ts';
 import { errorMessage } from '../../common/util/errors.ts';
 import type { Logger } from '../../common/util/log.ts';
 import { CRD_STORAGE, crdStatusChanged, customResourceTypes, desiredCrdStatus } from './crd.ts';
+import { EndpointSliceController } from './endpointslices.ts';
 import { CRD_CLEANUP_FINALIZER, type Registry } from './registry.ts';
 import { storageKeyOf, type ResourceRegistry, type ResourceType } from './resources.ts';
 import { ApiError } from './status.ts';
@@ -40,11 +42,13 @@ export class Controllers {
   private readonly retryTimers = new Map<string, TimerHandle>();
   /** owner uid → dependents as `storageKey\nkey`. */
   private readonly dependents = new Map<string, Set<string>>();
+  private readonly endpointSlices: EndpointSliceController;
 
   constructor(reg: Registry, types: ResourceRegistry, o: ControllerOptions) {
     this.reg = reg;
     this.types = types;
     this.o = o;
+    this.endpointSlices = new EndpointSliceController(reg, types, o.logger, (k, fn) => this.enqueue(k, fn));
   }
 
   /** Subscribes to changes and reconciles what is already stored. */
@@ -56,6 +60,7 @@ export class Controllers {
     for (const e of store.type(CRD_STORAGE).objects.values()) this.crdChanged(e.obj);
     for (const e of store.type('/namespaces').objects.values()) this.namespaceChanged(e.obj);
     for (const e of store.type('/pods').objects.values()) this.podChanged(e.obj);
+    this.endpointSlices.start();
   }
 
   stop(): void {
@@ -119,6 +124,7 @@ export class Controllers {
 
   private onChange(ev: StoreEvent): void {
     this.indexOwners(ev.storageKey, ev.key, ev.prev, ev.type === 'DELETED' ? undefined : ev.obj);
+    this.endpointSlices.onChange(ev);
     const o = ev.obj;
     switch (ev.storageKey) {
       case '/namespaces':

@@ -17,6 +17,8 @@ const NLM_F_CREATE = 0x400;
 const AF_INET = 2;
 const AF_INET6 = 10;
 const RT_TABLE_MAIN = 254;
+const RTPROT_BOOT = 3;
+const RTNH_F_ONLINK = 4;
 
 export interface LinkInfo {
   readonly index: number;
@@ -47,6 +49,21 @@ export interface RouteInfo {
   readonly oif: number | undefined;
   readonly scope: number;
   readonly table: number;
+  /** rtm_protocol: who installed the route (2 kernel, 3 boot, 4 static, ...). */
+  readonly protocol: number;
+}
+
+/** A route to add or delete with {@link Netlink.addRoute} / {@link Netlink.deleteRoute}. */
+export interface RouteSpec {
+  readonly dst: string;
+  /** Next hop; without one the route has link scope. */
+  readonly gateway?: string;
+  /** Output link; the kernel picks it from the gateway when absent. */
+  readonly oif?: number;
+  /** Take the gateway as directly reachable on `oif` even outside its subnets (RTNH_F_ONLINK). */
+  readonly onlink?: boolean;
+  /** rtm_protocol to tag the route with (default 3, boot: what `ip route` uses). */
+  readonly protocol?: number;
 }
 
 export interface VethSpec {
@@ -261,6 +278,7 @@ export class Netlink {
         oif: m.attrs.oif,
         scope: typeof m.data.scope === 'number' ? m.data.scope : 0,
         table,
+        protocol: typeof m.data.protocol === 'number' ? m.data.protocol : 0,
       });
     }
     return out;
@@ -268,26 +286,46 @@ export class Netlink {
 
   /**
    * Adds (or replaces) a route in the main table: to `dst` via `gateway` (when given) out of link
-   * `oif`. Without a gateway the route has link scope.
+   * `oif` (when given). Without a gateway the route has link scope.
    */
-  async addRoute(r: { dst: string; gateway?: string; oif: number }): Promise<void> {
+  async addRoute(r: RouteSpec): Promise<void> {
+    const { data, attrs } = Netlink.routeMessage(r);
+    await this.call(`add route ${r.dst}${r.gateway === undefined ? '' : ` via ${r.gateway}`}`, () =>
+      this.sock.newRoute(data, attrs, { flags: NLM_F_CREATE | NLM_F_REPLACE }),
+    );
+  }
+
+  /** Deletes a route of the main table matching `r` (dst, and gateway/oif when given). Absent (ESRCH): nothing happens. */
+  async deleteRoute(r: RouteSpec): Promise<void> {
+    const { data, attrs } = Netlink.routeMessage(r);
+    try {
+      await this.sock.delRoute({ ...data, scope: 'NOWHERE' }, attrs);
+    } catch (err) {
+      if (netlinkErrno(err) === 'ESRCH') return;
+      throw new HostNetworkError('HOST_OPERATION_FAILED', `delete route ${r.dst}: ${String(err)}`, {
+        cause: err,
+        details: { errno: netlinkErrno(err) },
+      });
+    }
+  }
+
+  private static routeMessage(r: RouteSpec): { data: rt.Route; attrs: rt.RouteAttrs } {
     const dst: Cidr = parseCidr(r.dst, 'route.dst');
-    const attrs: rt.RouteAttrs = { oif: r.oif, table: RT_TABLE_MAIN };
+    const attrs: rt.RouteAttrs = { table: RT_TABLE_MAIN };
+    if (r.oif !== undefined) attrs.oif = r.oif;
     if (dst.prefix > 0) attrs.dst = dst.ip;
     if (r.gateway !== undefined) attrs.gateway = parseIp(r.gateway, 'route.gw');
-    await this.call(`add route ${r.dst}${r.gateway === undefined ? '' : ` via ${r.gateway}`}`, () =>
-      this.sock.newRoute(
-        {
-          family: familyCode(dst.family),
-          dstLen: dst.prefix,
-          table: RT_TABLE_MAIN,
-          protocol: 'BOOT',
-          scope: r.gateway === undefined ? 'LINK' : 'UNIVERSE',
-          type: 'UNICAST',
-        },
-        attrs,
-        { flags: NLM_F_CREATE | NLM_F_REPLACE },
-      ),
-    );
+    const data: rt.Route = {
+      family: familyCode(dst.family),
+      dstLen: dst.prefix,
+      table: RT_TABLE_MAIN,
+      // rtm_protocol is any byte; the package's enum only names the assigned ones.
+      // eslint-disable-next-line @typescript-eslint/no-unsafe-enum-assignment
+      protocol: r.protocol ?? RTPROT_BOOT,
+      scope: r.gateway === undefined ? 'LINK' : 'UNIVERSE',
+      type: 'UNICAST',
+    };
+    if (r.onlink === true) data.flags = { __unknown: RTNH_F_ONLINK };
+    return { data, attrs };
   }
 }

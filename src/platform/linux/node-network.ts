@@ -65,6 +65,15 @@ export class LinuxNodeNetwork implements NodeNetwork {
     if (opts.ipv6 && setSysctl('net/ipv6/conf/all/forwarding', '1', this.procSys)) {
       this.logger.info('enabled IPv6 forwarding');
     }
+    if (opts.userspaceDatapath === true) {
+      // Answer ARP only for addresses of the receiving interface: a Pod asking for its gateway
+      // must get antrea-gw0's MAC, not that of its host-side veth (which the kernel also sees).
+      for (const scope of ['all', 'default']) {
+        if (setSysctl(`net/ipv4/conf/${scope}/arp_ignore`, '1', this.procSys)) {
+          this.logger.info('set arp_ignore=1 for the userspace datapath', { scope });
+        }
+      }
+    }
     return Promise.resolve();
   }
 
@@ -100,20 +109,59 @@ export class LinuxNodeNetwork implements NodeNetwork {
     return LinuxNodeNetwork.describe(link, addrs);
   }
 
-  async configureGateway(spec: GatewaySpec): Promise<HostInterface> {
-    const timeoutMs = spec.appearTimeoutMs ?? 10_000;
+  /** Waits until device `name` exists (it may be an OVS internal port just created). */
+  private async waitForLink(name: string, what: string, timeoutMs: number): Promise<LinkInfo> {
     const deadline = this.clock.monotonic() + timeoutMs;
-    let link = await this.host.link(spec.name);
+    let link = await this.host.link(name);
     while (link === undefined) {
       if (this.clock.monotonic() > deadline) {
         throw new HostNetworkError(
           'HOST_INTERFACE_NOT_FOUND',
-          `gateway ${spec.name} did not appear within ${timeoutMs}ms (is ovs-vswitchd running?)`,
+          `${what} ${name} did not appear within ${timeoutMs}ms (is ovs-vswitchd running?)`,
         );
       }
       await this.clock.sleep(20);
-      link = await this.host.link(spec.name);
+      link = await this.host.link(name);
     }
+    return link;
+  }
+
+  async moveTransportAddresses(spec: { from: string; to: string; appearTimeoutMs?: number }): Promise<HostInterface> {
+    const to = await this.waitForLink(spec.to, 'device', spec.appearTimeoutMs ?? 10_000);
+    const from = await this.host.link(spec.from);
+    if (from === undefined) throw new HostNetworkError('HOST_INTERFACE_NOT_FOUND', `${spec.from} does not exist`);
+    if (!to.up) await this.host.setLink(to.index, { up: true });
+    const addrs = (await this.host.addresses(from.index)).filter((a) => a.scope === 0);
+    if (addrs.length > 0) {
+      // Routes out of `from` through a gateway disappear with its addresses: keep them to re-add.
+      const routes = [...(await this.host.routes(4)), ...(await this.host.routes(6))].filter(
+        (r) => r.oif === from.index && r.gateway !== undefined,
+      );
+      for (const a of addrs) await this.host.addAddress(to.index, a.cidr);
+      for (const a of addrs) await this.host.deleteAddress(from.index, a.cidr);
+      for (const r of routes) {
+        await this.host.addRoute({
+          dst: r.dst,
+          ...(r.gateway === undefined ? {} : { gateway: r.gateway }),
+          oif: to.index,
+          protocol: r.protocol,
+        });
+      }
+      this.logger.info('moved the transport addresses', {
+        from: spec.from,
+        to: spec.to,
+        addresses: addrs.map((a) => a.cidr),
+        routes: routes.map((r) => `${r.dst} via ${r.gateway ?? ''}`),
+      });
+    }
+    const final = await this.host.link(spec.to);
+    if (final === undefined) throw new HostNetworkError('HOST_INTERFACE_NOT_FOUND', `${spec.to} vanished`);
+    return LinuxNodeNetwork.describe(final, await this.host.addresses(final.index));
+  }
+
+  async configureGateway(spec: GatewaySpec): Promise<HostInterface> {
+    const timeoutMs = spec.appearTimeoutMs ?? 10_000;
+    const link = await this.waitForLink(spec.name, 'gateway', timeoutMs);
     if (link.mtu !== spec.mtu) await this.host.setLink(link.index, { mtu: spec.mtu });
     const current = (await this.host.addresses(link.index)).filter((a) => a.scope === 0);
     for (const want of spec.addresses) {

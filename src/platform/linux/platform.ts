@@ -5,16 +5,24 @@
  */
 import { capabilitiesFrom, type PlatformStrategy } from '../../common/host/platform.ts';
 import { type Clock, systemClock } from '../../common/util/clock.ts';
+import { type CommandRunner, createCommandRunner } from '../../common/util/exec.ts';
 import { type Logger, nullLogger } from '../../common/util/log.ts';
 import { Netlink } from './netlink.ts';
 import { LinuxNodeNetwork } from './node-network.ts';
 import { LinuxPodInterfaces } from './pod-interfaces.ts';
+import { LinuxServiceNetwork } from './service-network.ts';
+import { LinuxRouteClient } from './routes.ts';
 
 export interface LinuxPlatformOptions {
   readonly logger?: Logger;
   readonly clock?: Clock;
   /** Root of the sysctl tree (default /proc/sys). */
   readonly procSys?: string;
+  /**
+   * Runs ip, ipset and iptables for the route client (default: a plain command runner) and the
+   * Service host side (without a runner there is no serviceNetwork).
+   */
+  readonly runner?: CommandRunner;
 }
 
 /** What the Linux strategy supports (Antrea's Linux support minus what antrea-ts lacks yet). */
@@ -52,6 +60,8 @@ export function createLinuxPlatform(opts: LinuxPlatformOptions = {}): PlatformSt
       ...(opts.procSys === undefined ? {} : { procSys: opts.procSys }),
     }),
     podInterfaces: new LinuxPodInterfaces({ host, logger, clock }),
+    routes: new LinuxRouteClient({ host, runner: opts.runner ?? createCommandRunner(), logger }),
+    ...(opts.runner === undefined ? {} : { serviceNetwork: new LinuxServiceNetwork({ runner: opts.runner, logger }) }),
     close() {
       host.close();
       return Promise.resolve();

@@ -20,6 +20,7 @@ import { canonicalIp, cidrIp, ipFamily, parseIp, randomMac } from '../../common/
 import { type Logger, nullLogger } from '../../common/util/log.ts';
 import { closeFd, disableTxChecksum, inNetns, openPacketSocket, sendFrame } from './libc.ts';
 import { macToBuffer, Netlink, netlinkErrno } from './netlink.ts';
+import { setSysctl } from './node-network.ts';
 
 const ETH_P_ARP = 0x0806;
 
@@ -46,6 +47,11 @@ export function gratuitousArp(mac: string, ip: string): Buffer {
 export interface LinuxPodInterfacesOptions {
   /** The netlink socket of the agent's namespace (where host ends live). */
   readonly host: Netlink;
+  /**
+   * The path of the namespace `host` lives in, when it is not this process's own (tests): host-side
+   * sysctls are written from inside it.
+   */
+  readonly hostNetns?: string;
   readonly logger?: Logger;
   readonly clock?: Clock;
 }
@@ -62,11 +68,13 @@ export class LinuxPodInterfaces implements PodInterfaceConfigurator {
   readonly ovsPortType = 'system' as const;
   readonly ofportAssignment = 'immediate' as const;
   private readonly host: Netlink;
+  private readonly hostNetns: string | undefined;
   private readonly logger: Logger;
   private readonly clock: Clock;
 
   constructor(opts: LinuxPodInterfacesOptions) {
     this.host = opts.host;
+    this.hostNetns = opts.hostNetns;
     this.logger = (opts.logger ?? nullLogger).child({ component: 'pod-interfaces' });
     this.clock = opts.clock ?? systemClock;
   }
@@ -115,6 +123,11 @@ export class LinuxPodInterfaces implements PodInterfaceConfigurator {
       if (hostLink === undefined || podLink === undefined) {
         throw podError('POD_INTERFACE_FAILED', `veth ${req.hostInterfaceName}/${req.ifname} vanished after creation`);
       }
+      // The host side never answers ARP: with the userspace datapath the kernel still sees its
+      // frames and would answer a Pod's ARP for the gateway with this veth's MAC.
+      const noArp = (): boolean => setSysctl(`net/ipv4/conf/${req.hostInterfaceName}/arp_ignore`, '8');
+      if (this.hostNetns === undefined) noArp();
+      else inNetns(this.hostNetns, noArp);
       await this.host.setLink(hostLink.index, { up: true });
       if (req.disableTxChecksumOffload) inNetns(req.netns, () => disableTxChecksum(req.ifname));
       await pod.setLink(podLink.index, { up: true });

@@ -1,11 +1,11 @@
 /**
  * Host routing on Windows (Antrea's route_windows.go): firewall rules accepting local Pod traffic,
  * NetNat `antrea-nat` SNATing Pod traffic that leaves the Node, forwarding on antrea-gw0, and one
- * route per remote Pod CIDR: via the peer's gateway IP on antrea-gw0 (through the tunnel) in encap
- * mode, via the peer Node IP on the bridge's host vNIC when routed directly (noEncap, or hybrid
- * with the peer in a local transport subnet).
+ * route per remote Pod CIDR as the NodeRoute controller decided (PeerRoute.via): via the peer's
+ * gateway IP on antrea-gw0 (through the tunnel), via the peer Node IP on the bridge's host vNIC
+ * (routed directly), or none.
  */
-import type { RouteClient } from '../../common/host/routes.ts';
+import type { PeerRoute, RouteClient, RouteConfig } from '../../common/host/routes.ts';
 import type { TrafficEncapMode } from '../../common/agent/config.ts';
 import { HostNetworkError } from '../../common/host/errors.ts';
 import { canonicalIp, cidrContains, parseCidr } from '../../common/util/ip.ts';
@@ -24,9 +24,9 @@ export interface WindowsRouteClientOptions {
   readonly gatewayName: string;
   /** The bridge's host vNIC (named like the bridge, br-int). */
   readonly bridgeName: string;
-  readonly trafficEncapMode: TrafficEncapMode;
-  readonly noSNAT: boolean;
-  /** The Node's transport subnets (hybrid: peers inside them are routed directly). */
+  /** Informational: the NodeRoute controller decides per peer (PeerRoute.via); initialize's RouteConfig wins. */
+  readonly trafficEncapMode?: TrafficEncapMode;
+  readonly noSNAT?: boolean;
   readonly transportCIDRs?: readonly string[];
   readonly logger?: Logger;
 }
@@ -42,8 +42,9 @@ export class WindowsRouteClient implements RouteClient {
   private readonly o: WindowsRouteClientOptions;
   private readonly logger: Logger;
   private localPodCIDRs: readonly string[] = [];
-  /** podCIDR → where its route points. */
-  private readonly installed = new Map<string, { nextHop: string; ifIndex: number }>();
+  private cfg: RouteConfig | undefined;
+  /** podCIDR → the peer route asked for (sync restores them). */
+  private readonly peers = new Map<string, PeerRoute>();
 
   constructor(opts: WindowsRouteClientOptions) {
     this.net = new WindowsNet(opts.ps);
@@ -62,8 +63,9 @@ export class WindowsRouteClient implements RouteClient {
    * and NetNat antrea-nat on the Pod CIDR unless noSNAT (a NetNat of that name on another prefix is
    * replaced). Idempotent; safe to repeat (the agent re-runs it periodically).
    */
-  async initialize(localPodCIDRs: readonly string[]): Promise<void> {
-    this.localPodCIDRs = localPodCIDRs.filter((c) => parseCidr(c).family === 4);
+  async initialize(cfg: RouteConfig): Promise<void> {
+    this.cfg = cfg;
+    this.localPodCIDRs = cfg.localPodCIDRs.filter((c) => parseCidr(c).family === 4);
     const podCIDR = this.localPodCIDRs[0];
     if (podCIDR === undefined) return;
     await this.net.ensureFirewallRule({ name: FIREWALL_IN, direction: 'Inbound', address: podCIDR });
@@ -72,7 +74,7 @@ export class WindowsRouteClient implements RouteClient {
     const ipIf = (await this.net.ipInterfaces(gw)).find((i) => i.family === 4);
     if (ipIf !== undefined && !ipIf.forwarding) await this.net.setIPInterface(gw, { forwarding: true });
     const nat = await this.net.nat(ANTREA_NAT);
-    if (this.o.noSNAT) {
+    if (cfg.noSNAT) {
       if (nat !== undefined) await this.net.removeNat(ANTREA_NAT);
       return;
     }
@@ -84,27 +86,37 @@ export class WindowsRouteClient implements RouteClient {
     await this.net.newNat(ANTREA_NAT, podCIDR);
   }
 
-  private direct(nodeIP: string): boolean {
-    if (this.o.trafficEncapMode === 'noEncap') return true;
-    if (this.o.trafficEncapMode === 'hybrid') return (this.o.transportCIDRs ?? []).some((c) => cidrContains(c, nodeIP));
-    return false;
-  }
-
-  /** Routes `podCIDR` via the peer gateway on antrea-gw0 or via `nodeIP` on br-int. Replaces a different route; safe to repeat. */
-  async addRoutes(podCIDR: string, nodeName: string, nodeIP: string, peerGatewayIP: string): Promise<void> {
+  /**
+   * Routes `peer.podCIDR` via the peer gateway on antrea-gw0 (`tunnel`), via the peer Node IP on
+   * br-int (`direct`), or removes our route to it (`none`). Replaces a different route; safe to repeat.
+   */
+  async addRoutes(peer: PeerRoute): Promise<void> {
+    const { podCIDR, nodeName, nodeIP, peerGatewayIP, via } = peer;
     parseCidr(podCIDR, 'podCIDR');
-    const direct = this.direct(nodeIP);
+    if (via === 'none') {
+      await this.deleteRoutes(podCIDR);
+      this.peers.set(podCIDR, peer);
+      return;
+    }
+    const direct = via === 'direct';
     const ifIndex = await this.ifIndex(direct ? this.o.bridgeName : this.o.gatewayName);
     const nextHop = direct ? nodeIP : peerGatewayIP;
     const existing = (await this.net.routes()).filter((r) => sameCidr(r.destinationPrefix, podCIDR));
     if (existing.some((r) => r.interfaceIndex === ifIndex && canonicalIp(r.nextHop) === canonicalIp(nextHop))) {
-      this.installed.set(podCIDR, { nextHop, ifIndex });
+      this.peers.set(podCIDR, peer);
       return;
     }
     for (const idx of new Set(existing.map((r) => r.interfaceIndex))) await this.net.removeRoutes(podCIDR, idx);
     await this.net.addRoute(podCIDR, nextHop, ifIndex, ROUTE_METRIC_DEFAULT);
-    this.installed.set(podCIDR, { nextHop, ifIndex });
-    this.logger.info('route added', { podCIDR, node: nodeName, nextHop });
+    this.peers.set(podCIDR, peer);
+    this.logger.info('route added', { podCIDR, node: nodeName, nextHop, via });
+  }
+
+  /** Restores the firewall rules, forwarding, NetNat and every peer route. Nothing before initialize. */
+  async sync(): Promise<void> {
+    if (this.cfg === undefined) return;
+    await this.initialize(this.cfg);
+    for (const peer of [...this.peers.values()]) await this.addRoutes(peer);
   }
 
   /** Removes the routes to `podCIDR` on the gateway and the bridge vNIC. Absent: nothing happens. */
@@ -115,7 +127,7 @@ export class WindowsRouteClient implements RouteClient {
       (r) => sameCidr(r.destinationPrefix, podCIDR) && ours.has(r.interfaceIndex),
     );
     for (const idx of new Set(existing.map((r) => r.interfaceIndex))) await this.net.removeRoutes(podCIDR, idx);
-    this.installed.delete(podCIDR);
+    this.peers.delete(podCIDR);
   }
 
   /**
@@ -132,7 +144,7 @@ export class WindowsRouteClient implements RouteClient {
       if (keep.some((k) => sameCidr(k, r.destinationPrefix))) continue;
       this.logger.info('removing a stale route', { destination: r.destinationPrefix, nextHop: r.nextHop });
       await this.net.removeRoutes(r.destinationPrefix, gw);
-      this.installed.delete(r.destinationPrefix);
+      this.peers.delete(r.destinationPrefix);
     }
   }
 }

@@ -227,8 +227,9 @@ export class BridgeClient {
 
   /**
    * Makes the switch hold exactly the recorded state of this round: meters are added or modified
-   * (OVS cannot bundle them); then one bundle adds or modifies the groups, deletes every flow of
-   * this cookie round and adds the recorded flows. Flows of other rounds are left alone.
+   * (OVS cannot bundle them); then one bundle deletes the groups not recorded (with the flows of
+   * any round that use them), adds or modifies the recorded groups, deletes every flow of this
+   * cookie round and adds the recorded flows. Other flows of other rounds are left alone.
    */
   private async sync(conn: OpenFlowConnection): Promise<void> {
     const meters = this.store.allMeters();
@@ -244,6 +245,9 @@ export class BridgeClient {
     }
     const presentGroups = new Map((await dumpGroups(conn)).map((g) => [g.groupId, g.toString()]));
     const ops: SwitchOp[] = [];
+    // Groups nobody recorded (a previous run's Services) go first; OVS removes the flows using them.
+    const recorded = new Set(this.store.allGroups().map((g) => g.groupId));
+    for (const id of presentGroups.keys()) if (!recorded.has(id)) ops.push(op.deleteGroup(id));
     for (const g of this.store.allGroups()) {
       const have = presentGroups.get(g.groupId);
       if (have === undefined) ops.push(op.addGroup(g));

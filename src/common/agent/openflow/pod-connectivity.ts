@@ -10,7 +10,7 @@
 import type { Flow } from '../../ovs/openflow/flow.ts';
 import type { PodFlowClient, PodFlowTarget } from '../cniserver/server.ts';
 import { ValidationError } from '../../util/errors.ts';
-import { cidrIp, ipFamily } from '../../util/ip.ts';
+import { cidrIp, firstHostIp, ipFamily } from '../../util/ip.ts';
 import type { BridgeClient } from './bridge.ts';
 import { Nat } from './builder.ts';
 import type { CookieAllocator, CookieCategory } from './cookie.ts';
@@ -31,6 +31,7 @@ import {
   RewriteMACRegMark,
   TargetOFPortField,
   ToGatewayRegMark,
+  ToTunnelRegMark,
 } from './fields.ts';
 import type { Feature, RealizedPipeline } from './framework.ts';
 import { T, type TableDef } from './pipeline.ts';
@@ -45,6 +46,22 @@ export interface PodConnectivityConfig {
   readonly tunnel?: { readonly ofport: number };
   /** The Node's Pod CIDRs. */
   readonly podCIDRs: readonly string[];
+}
+
+/** A remote Node as the pipeline sees it (facts §1.8). */
+export interface PeerNodeFlowTarget {
+  readonly name: string;
+  /** The remote Node's Pod CIDRs; each one's gateway is its first address. */
+  readonly podCIDRs: readonly string[];
+  /** The remote Node's transport IPv4 address (tun_dst). */
+  readonly nodeIP: string;
+  /** Through the tunnel (tun_dst = nodeIP), or to the gateway for the host to route. */
+  readonly tunnel: boolean;
+}
+
+/** The flow-cache key of one remote Node's flows (Antrea keys them by Node name). */
+export function nodeFlowKey(nodeName: string): string {
+  return `node/${nodeName}`;
 }
 
 /** The flow-cache key of one Pod's flows (Antrea keys them by OVS port name). */
@@ -250,6 +267,57 @@ export class PodConnectivityFeature implements Feature {
     return out;
   }
 
+  /**
+   * The flows of one remote Node (facts §1.8), per IPv4 Pod CIDR: an ARP responder answering for
+   * the remote gateway with the virtual MAC, and L3Forwarding to the CIDR, either through the tunnel
+   * (gateway MAC as source, virtual MAC as destination, tun_dst = the Node's IP) or to the gateway
+   * (the host routes it). Throws ValidationError when a tunnel is asked for without a tunnel port.
+   */
+  nodeFlows(p: RealizedPipeline, peer: PeerNodeFlowTarget): Flow[] {
+    const c = this.cookie;
+    const gw = this.cfg.gateway;
+    if (peer.tunnel && this.cfg.tunnel === undefined) {
+      throw new ValidationError('tunnel', `Node ${peer.name} needs the tunnel, but this Node has no tunnel port`);
+    }
+    if (peer.tunnel && ipFamily(peer.nodeIP) !== 4) {
+      throw new ValidationError('nodeIP', `Node ${peer.name}: ${JSON.stringify(peer.nodeIP)} is not an IPv4 address`);
+    }
+    const out: Flow[] = [];
+    for (const cidr of peer.podCIDRs.filter((x) => ipFamily(cidrIp(x)) === 4)) {
+      const peerGw = firstHostIp(cidr, 'podCIDRs');
+      out.push(
+        p
+          .table(T.ARPResponder)
+          .flow(PRIORITY.normal)
+          .cookie(c)
+          .matchProtocol('arp')
+          .matchARPOp(1)
+          .matchARPTpa(peerGw)
+          .moveField('eth_src', 'eth_dst')
+          .setSrcMAC(GLOBAL_VIRTUAL_MAC)
+          .setARPOp(2)
+          .moveField('arp_sha', 'arp_tha')
+          .setARPSha(GLOBAL_VIRTUAL_MAC)
+          .moveField('arp_spa', 'arp_tpa')
+          .setARPSpa(peerGw)
+          .outputInPort()
+          .done(),
+      );
+      const l3 = p.table(T.L3Forwarding).flow(PRIORITY.normal).cookie(c).matchProtocol('ip').matchDstIP(cidr);
+      out.push(
+        peer.tunnel
+          ? l3
+              .setSrcMAC(gw.mac)
+              .setDstMAC(GLOBAL_VIRTUAL_MAC)
+              .setTunnelDst(peer.nodeIP)
+              .loadRegMark(ToTunnelRegMark)
+              .gotoTable(p.table(T.L3DecTTL))
+          : l3.setDstMAC(gw.mac).loadRegMark(ToGatewayRegMark).gotoTable(p.table(T.L3DecTTL)),
+      );
+    }
+    return out;
+  }
+
   /** The flows of one local Pod (facts §1.6). */
   podFlows(p: RealizedPipeline, pod: PodFlowTarget): Flow[] {
     const c = this.cookie;
@@ -326,5 +394,26 @@ export class PodFlowInstaller implements PodFlowClient {
   /** Deletes the Pod's flows; nothing to delete is not an error. */
   uninstallPodFlows(portName: string): Promise<void> {
     return this.bridge.deleteFlows(podFlowKey(portName));
+  }
+}
+
+/** Installs and removes remote Nodes' flows (the NodeRoute controller's NodeFlowClient). */
+export class NodeFlowInstaller {
+  private readonly bridge: BridgeClient;
+  private readonly feature: PodConnectivityFeature;
+
+  constructor(bridge: BridgeClient, feature: PodConnectivityFeature) {
+    this.bridge = bridge;
+    this.feature = feature;
+  }
+
+  /** Makes the Node's flows exactly these, in one bundle (idempotent; replaces a previous set). */
+  installNodeFlows(peer: PeerNodeFlowTarget): Promise<void> {
+    return this.bridge.replaceFlows(nodeFlowKey(peer.name), this.feature.nodeFlows(this.bridge.pipeline, peer));
+  }
+
+  /** Deletes the Node's flows; nothing to delete is not an error. */
+  uninstallNodeFlows(nodeName: string): Promise<void> {
+    return this.bridge.deleteFlows(nodeFlowKey(nodeName));
   }
 }

@@ -13,6 +13,7 @@ DEB_PACKAGES=(
   iproute2 iptables ipset kmod procps    # host networking
   containernetworking-plugins            # host-local IPAM, loopback
   iputils-ping iperf3 tcpdump            # probes, benchmarks, captures
+  gcc-mingw-w64-x86-64                   # cross-compiles the Windows CNI launcher (antrea.exe)
   ca-certificates git
 )
 

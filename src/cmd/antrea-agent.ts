@@ -33,23 +33,56 @@ import { type AgentConfig, ConfigError, defaultAgentConfig, parseAgentConfig } f
 import { StaticNodeConfigSource } from '../common/agent/node-config.ts';
 import type { PolicyEventHandler } from '../common/agent/networkpolicy/controller.ts';
 import { FilePolicySource } from '../common/agent/networkpolicy/file-source.ts';
-import type { PlatformStrategy } from '../common/host/platform.ts';
+import type { PlatformPaths, PlatformStrategy } from '../common/host/platform.ts';
 import { crashPointsFromEnv } from '../common/util/crash.ts';
 import { errorMessage, isAntreaError } from '../common/util/errors.ts';
 import { type CommandRunner, createHelperRunner } from '../common/util/exec.ts';
 import { InformerNodeSource } from '../common/agent/noderoute/node-source.ts';
 import { kubeListWatch, loadKubeConfig, ResourcePaths } from '../common/k8s/client.ts';
 import { createLogger, type Logger, parseLogLevel } from '../common/util/log.ts';
-import { createLinuxPlatform } from '../platform/linux/platform.ts';
 
 export const USAGE = `usage: antrea-agent --config FILE [--node-name NAME] [--pod-cidr CIDR]... [--node-ip IP]...
                     [--log-level LEVEL] [--log-format json|text]
                     [--controller-url https://HOST:PORT --controller-ca FILE --controller-token-file FILE
                      [--controller-server-name NAME] | --policy-file FILE]`;
 
-function createPlatform(logger: Logger, runner: CommandRunner): PlatformStrategy {
-  if (process.platform === 'linux') return createLinuxPlatform({ logger, runner });
-  throw new Error(`antrea-agent: no platform strategy for ${process.platform} yet`);
+/**
+ * This OS's strategy module, loaded only here: the other OS's native modules do not load (netlink
+ * and koffi's libc have no Windows build; the Linux strategy imports them at module load).
+ */
+async function platformModule(): Promise<
+  | { os: 'linux'; mod: typeof import('../platform/linux/platform.ts') }
+  | { os: 'windows'; mod: typeof import('../platform/windows/platform.ts') }
+> {
+  if (process.platform === 'linux') return { os: 'linux', mod: await import('../platform/linux/platform.ts') };
+  if (process.platform === 'win32') return { os: 'windows', mod: await import('../platform/windows/platform.ts') };
+  throw new Error(`antrea-agent: no platform strategy for ${process.platform}`);
+}
+
+/** Antrea's default locations for this OS. */
+function platformPaths(p: Awaited<ReturnType<typeof platformModule>>): PlatformPaths {
+  return p.os === 'linux' ? p.mod.LINUX_PATHS : p.mod.WINDOWS_PATHS;
+}
+
+function createPlatform(
+  p: Awaited<ReturnType<typeof platformModule>>,
+  logger: Logger,
+  config: AgentConfig,
+  runner: CommandRunner,
+): PlatformStrategy {
+  if (p.os === 'windows') {
+    return p.mod.createWindowsPlatform({
+      logger,
+      routing: {
+        gatewayName: config.hostGateway,
+        bridgeName: config.ovsBridge,
+        trafficEncapMode: config.trafficEncapMode,
+        noSNAT: config.noSNAT,
+        transportCIDRs: config.transportInterfaceCIDRs,
+      },
+    });
+  }
+  return p.mod.createLinuxPlatform({ logger, runner });
 }
 
 export interface ParsedFlags {
@@ -131,12 +164,14 @@ export async function runAgent(argv: readonly string[], signal: AbortSignal): Pr
     format: flags.logFormat,
     fields: { node: flags.nodeName },
   });
+  const strategy = await platformModule();
+  const paths = platformPaths(strategy);
+  const base = defaultAgentConfig({ cniSocket: paths.cniSocket, ovsRunDir: paths.ovsRunDir });
+  const config: AgentConfig = parseAgentConfig(readFileSync(flags.configPath, 'utf8'), base, flags.configPath);
   // Commands (host-local, ipset, iptables) start from a small helper: spawning from the agent itself is slow.
   const runner = createHelperRunner();
-  const platform = createPlatform(logger, runner);
+  const platform = createPlatform(strategy, logger, config, runner);
   try {
-    const base = defaultAgentConfig({ cniSocket: platform.paths.cniSocket, ovsRunDir: platform.paths.ovsRunDir });
-    const config: AgentConfig = parseAgentConfig(readFileSync(flags.configPath, 'utf8'), base, flags.configPath);
     const controller = flags.controller;
     const endpoint: ControllerEndpoint | undefined =
       controller === undefined

@@ -4,15 +4,23 @@
  *
  *   install-cni --bin-dir DIR --conf-dir DIR [--cni-socket PATH] [--compile-cache DIR]
  *               [--copy-plugins NAME,NAME --copy-from DIR] [--portmap] [--bandwidth]
+ *               [--os linux|windows] [--launcher antrea-cni-launcher.exe]
+ *
+ * The plugin runs on this Node and this source tree: on Windows run install-cni from the host copy
+ * (a HostProcess container's files vanish when it ends), with --launcher pointing at the compiled
+ * build/images/windows/antrea-cni-launcher.c.
  */
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { installCni } from '../common/cni/install.ts';
+import { type InstallTargetOs, installCni } from '../common/cni/install.ts';
 import { createCommandRunner } from '../common/util/exec.ts';
-import { DEFAULT_CNI_SOCKET } from './antrea-cni.ts';
+
+/** Antrea's CNI endpoints per OS. */
+const DEFAULT_SOCKETS = { linux: '/var/run/antrea/cni.sock', windows: '\\\\.\\pipe\\cnisock' } as const;
 
 export const USAGE = `usage: install-cni --bin-dir DIR --conf-dir DIR [--cni-socket PATH] [--compile-cache DIR]
-                   [--copy-plugins NAME,NAME --copy-from DIR] [--portmap] [--bandwidth]`;
+                   [--copy-plugins NAME,NAME --copy-from DIR] [--portmap] [--bandwidth]
+                   [--os linux|windows] [--launcher antrea-cni-launcher.exe]`;
 
 export async function main(argv: readonly string[]): Promise<string> {
   const { values } = parseArgs({
@@ -26,25 +34,35 @@ export async function main(argv: readonly string[]): Promise<string> {
       'copy-from': { type: 'string' },
       portmap: { type: 'boolean' },
       bandwidth: { type: 'boolean' },
+      os: { type: 'string' },
+      launcher: { type: 'string' },
     },
     strict: true,
   });
   const binDir = values['bin-dir'];
   const confDir = values['conf-dir'];
   if (binDir === undefined || confDir === undefined) throw new Error(`--bin-dir and --conf-dir are required\n${USAGE}`);
+  const osArg = values.os ?? (process.platform === 'win32' ? 'windows' : 'linux');
+  if (osArg !== 'linux' && osArg !== 'windows') throw new Error(`--os must be linux or windows, got ${osArg}`);
+  const os: InstallTargetOs = osArg;
+  if (os === 'windows' && values.launcher === undefined)
+    throw new Error(`--launcher is required for --os windows\n${USAGE}`);
   const copy = (values['copy-plugins'] ?? '').split(',').filter((s) => s !== '');
   const r = await installCni({
     binDir,
     confDir,
     nodePath: process.execPath,
     pluginEntry: join(import.meta.dirname, 'antrea-cni.ts'),
-    cniSocket: values['cni-socket'] ?? DEFAULT_CNI_SOCKET,
+    cniSocket: values['cni-socket'] ?? DEFAULT_SOCKETS[os],
     compileCacheDir: values['compile-cache'] ?? join(binDir, '.antrea-cni-cache'),
     chainPortmap: values.portmap === true,
     chainBandwidth: values.bandwidth === true,
     copyPlugins: copy,
+    targetOs: os,
+    ...(values.launcher === undefined ? {} : { launcherExe: values.launcher }),
     ...(values['copy-from'] === undefined ? {} : { copyFrom: values['copy-from'] }),
-    runner: createCommandRunner(),
+    // Warm the compile cache by running the plugin, when it can run here.
+    ...(os === (process.platform === 'win32' ? 'windows' : 'linux') ? { runner: createCommandRunner() } : {}),
   });
   return `installed ${r.pluginPath} and ${r.conflistPath}${r.copied.length > 0 ? ` (copied ${r.copied.join(', ')})` : ''}`;
 }

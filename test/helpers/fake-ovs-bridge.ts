@@ -17,6 +17,7 @@ import {
   validateDeviceName,
   validatePortSpec,
 } from '../../src/common/ovs/ovsdb/bridge.ts';
+import type { OfportEvent, OfportEvents } from '../../src/common/agent/cniserver/ofport-events.ts';
 import { OvsdbError } from '../../src/common/ovs/ovsdb/errors.ts';
 import { ValidationError } from '../../src/common/util/errors.ts';
 
@@ -29,7 +30,41 @@ export class FakeOvs {
   readonly failing = new Set<string>();
   /** When false, no ofport is ever assigned (as with ovs-vswitchd down). */
   vswitchdRunning = true;
+  /**
+   * 'async': internal ports get no ofport when created, only on {@link assignPendingOfport} (the
+   * Windows case: the vNIC appears once HNS attached the endpoint).
+   */
+  ofportAssignment: 'immediate' | 'async' = 'immediate';
   private uuidSeq = 0;
+  private readonly ofportListeners = new Set<(e: OfportEvent) => void>();
+
+  /** Ofport changes, as ovsdbOfportEvents reports them from the monitor cache. */
+  readonly ofportEvents: OfportEvents = {
+    subscribe: (listener) => {
+      this.ofportListeners.add(listener);
+      return () => this.ofportListeners.delete(listener);
+    },
+  };
+
+  emitOfport(port: string, ofport: number | undefined): void {
+    for (const l of [...this.ofportListeners]) l({ port, ofport });
+  }
+
+  /** Gives a port still waiting for its ofport the next free one (or -1 if failing) and reports it. */
+  assignPendingOfport(name: string): number {
+    for (const s of this.bridges.values()) {
+      const p = s.ports.get(name);
+      if (p === undefined) continue;
+      const used = new Set([...s.ports.values()].map((x) => x.ofport));
+      let n = 1;
+      while (used.has(n) || n === OFPORT_LOCAL) n++;
+      const ofport = this.failing.has(name) ? -1 : n;
+      s.ports.set(name, { ...p, ofport });
+      this.emitOfport(name, ofport);
+      return ofport;
+    }
+    throw new Error(`no port ${name}`);
+  }
 
   nextUuid(): string {
     return `00000000-0000-4000-8000-${(++this.uuidSeq).toString(16).padStart(12, '0')}`;
@@ -169,7 +204,11 @@ export class FakeOvsBridge implements OvsBridgeClient {
           uuid: cur?.uuid ?? this.ovs.nextUuid(),
           interfaceUuid: cur?.interfaceUuid ?? this.ovs.nextUuid(),
           type: spec.type,
-          ofport: this.ovs.vswitchdRunning ? this.assignOfport(s.ports, spec, cur) : undefined,
+          ofport: !this.ovs.vswitchdRunning
+            ? undefined
+            : this.ovs.ofportAssignment === 'async' && spec.type === 'internal'
+              ? cur?.ofport
+              : this.assignOfport(s.ports, spec, cur),
           ofportRequest: spec.ofportRequest ?? cur?.ofportRequest,
           options: interfaceOptions(spec),
           externalIds: spec.externalIds ?? cur?.externalIds ?? {},
@@ -181,6 +220,7 @@ export class FakeOvsBridge implements OvsBridgeClient {
             : undefined,
         };
         s.ports.set(spec.name, info);
+        if (info.ofport !== cur?.ofport) this.ovs.emitOfport(spec.name, info.ofport);
         return info;
       });
       return Promise.resolve(out);
@@ -206,7 +246,7 @@ export class FakeOvsBridge implements OvsBridgeClient {
   deletePorts(names: readonly string[]): Promise<void> {
     this.calls.push(`deletePorts ${names.join(',')}`);
     const s = this.ovs.bridges.get(this.name);
-    for (const n of names) s?.ports.delete(n);
+    for (const n of names) if (s?.ports.delete(n) === true) this.ovs.emitOfport(n, undefined);
     return Promise.resolve();
   }
 

@@ -16,6 +16,7 @@ import { SUPPORTED_CNI_VERSIONS } from '../../src/common/apis/cni/spec.ts';
 import { GrpcCallError, GrpcStatus } from '../../src/common/cni/grpc-client.ts';
 import { type CniRpc, type PluginOutput, runPlugin } from '../../src/common/cni/plugin.ts';
 import { createCommandRunner } from '../../src/common/util/exec.ts';
+import { absentEndpointPath } from '../helpers/local-endpoint.ts';
 
 const conf = (version = '1.1.0', extra: Record<string, unknown> = {}): Buffer =>
   Buffer.from(
@@ -207,7 +208,7 @@ t.test('the real executable: VERSION, and ADD with no agent listening', async (t
   const v = await runner.run(process.execPath, [entry], { env: { CNI_COMMAND: 'VERSION' }, replaceEnv: true });
   t.same(JSON.parse(v.stdout), { cniVersion: '1.1.0', supportedVersions: [...SUPPORTED_CNI_VERSIONS] });
   const add = await runner.run(process.execPath, [entry], {
-    env: { ...baseEnv, ANTREA_CNI_SOCKET: '/nonexistent/cni.sock' },
+    env: { ...baseEnv, ANTREA_CNI_SOCKET: absentEndpointPath('cni.sock') },
     replaceEnv: true,
     input: conf('1.0.0'),
     okExitCodes: [1],

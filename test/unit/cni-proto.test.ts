@@ -5,9 +5,7 @@
  * a grpc-js server, a grpc-js client against our CNI gRPC service).
  */
 import t, { type Test } from 'tap';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { createServer } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import {
   cniMethodPath,
@@ -22,6 +20,7 @@ import {
 import { cniServiceDefinition, CniGrpcService } from '../../src/common/agent/cniserver/grpc.ts';
 import { GrpcCallError, GrpcStatus, grpcUnaryCall } from '../../src/common/cni/grpc-client.ts';
 import { encodeHeaders, HpackDecoder, huffmanCode, huffmanDecode } from '../../src/common/cni/hpack.ts';
+import { absentEndpointPath, localEndpointPath, WINDOWS } from '../helpers/local-endpoint.ts';
 
 const args = {
   containerId: 'abc',
@@ -131,9 +130,28 @@ t.test('malformed input is a ProtoDecodeError', (t) => {
 });
 
 function tmpSocket(t: Test): string {
-  const dir = mkdtempSync(join(tmpdir(), 'cnig-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return join(dir, 'cni.sock');
+  return localEndpointPath(t, 'cni.sock');
+}
+
+/**
+ * Serves a plain grpc-js server at `path`: bound by grpc-js itself on a unix socket; on Windows,
+ * where grpc-js cannot listen on a named pipe, through a net.Server injecting its connections.
+ */
+async function serveGrpc(t: Test, server: grpc.Server, path: string): Promise<void> {
+  t.teardown(() => server.forceShutdown());
+  if (!WINDOWS) {
+    await new Promise<void>((res, rej) =>
+      server.bindAsync(`unix:${path}`, grpc.ServerCredentials.createInsecure(), (e) => (e === null ? res() : rej(e))),
+    );
+    return;
+  }
+  const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  const listener = createServer((socket) => injector.injectConnection(socket));
+  await new Promise<void>((res, rej) => {
+    listener.once('error', rej);
+    listener.listen(path, res);
+  });
+  t.teardown(() => new Promise<void>((res) => listener.close(() => res())));
 }
 
 t.test('our HTTP/2 client talks to a @grpc/grpc-js server', async (t) => {
@@ -148,10 +166,7 @@ t.test('our HTTP/2 client talks to a @grpc/grpc-js server', async (t) => {
     CmdDel: (_call: unknown, cb: grpc.sendUnaryData<CniCmdResponse>) =>
       cb({ code: grpc.status.INTERNAL, details: 'boom: 100% broken' }),
   });
-  await new Promise<void>((res, rej) =>
-    server.bindAsync(`unix:${sock}`, grpc.ServerCredentials.createInsecure(), (e) => (e === null ? res() : rej(e))),
-  );
-  t.teardown(() => server.forceShutdown());
+  await serveGrpc(t, server, sock);
 
   const resp = decodeCniCmdResponse(
     await grpcUnaryCall(sock, cniMethodPath('CmdAdd'), encodeCniCmdRequest({ cniArgs: args })),
@@ -168,11 +183,11 @@ t.test('our HTTP/2 client talks to a @grpc/grpc-js server', async (t) => {
   const unimpl = await grpcUnaryCall(sock, cniMethodPath('CmdGC'), new Uint8Array()).catch((e: unknown) => e);
   t.equal((unimpl as GrpcCallError).status, GrpcStatus.UNIMPLEMENTED);
 
-  const missing = await grpcUnaryCall(sock + '.absent', cniMethodPath('CmdAdd'), new Uint8Array()).catch(
+  const missing = await grpcUnaryCall(absentEndpointPath(), cniMethodPath('CmdAdd'), new Uint8Array()).catch(
     (e: unknown) => e,
   );
   t.equal((missing as GrpcCallError).status, GrpcStatus.UNAVAILABLE);
-  t.match((missing as GrpcCallError).message, /ENOENT/);
+  t.match((missing as GrpcCallError).message, /ENOENT/); // also what Windows says for a missing pipe
 });
 
 t.test('a @grpc/grpc-js client talks to our CNI gRPC service', async (t) => {
@@ -249,10 +264,7 @@ t.test('large requests and answers flow through HTTP/2 flow control', async (t) 
     CmdAdd: (call: grpc.ServerUnaryCall<CniCmdRequest, CniCmdResponse>, cb: grpc.sendUnaryData<CniCmdResponse>) =>
       cb(null, { cniResult: Buffer.alloc(call.request.cniArgs.networkConfiguration.length, 0x62), error: undefined }),
   });
-  await new Promise<void>((res, rej) =>
-    server.bindAsync(`unix:${sock}`, grpc.ServerCredentials.createInsecure(), (e) => (e === null ? res() : rej(e))),
-  );
-  t.teardown(() => server.forceShutdown());
+  await serveGrpc(t, server, sock);
   for (const size of [0, 16_000, 70_000, 300_000]) {
     const req = encodeCniCmdRequest({ cniArgs: { ...args, networkConfiguration: Buffer.alloc(size, 0x61) } });
     const resp = decodeCniCmdResponse(await grpcUnaryCall(sock, cniMethodPath('CmdAdd'), req));

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type CniMethod, ErrorCode } from '../../src/common/apis/cni/proto.ts';
-import { CniError, type CniResult, type CniVersion } from '../../src/common/apis/cni/spec.ts';
+import type { CniVersion } from '../../src/common/apis/cni/spec.ts';
 import { defaultAgentConfig } from '../../src/common/agent/config.ts';
 import { PendingAddJournal } from '../../src/common/agent/cniserver/journal.ts';
 import {
@@ -18,145 +18,14 @@ import {
   CniServer,
   type DatapathHealth,
   type NodeNetworkContext,
-  type PodFlowClient,
-  type PodFlowTarget,
 } from '../../src/common/agent/cniserver/server.ts';
 import { InterfaceStore } from '../../src/common/agent/interfacestore.ts';
-import type { IpamDriver, IpamRequest, Reservation } from '../../src/common/agent/ipam/host-local.ts';
-import { PodInterfaceError } from '../../src/common/host/errors.ts';
-import {
-  podHostInterfaceName,
-  type PodInterface,
-  type PodInterfaceConfigurator,
-  type PodInterfaceExpectation,
-  type PodInterfaceRef,
-  type PodInterfaceRequest,
-} from '../../src/common/host/pod-interfaces.ts';
+import { podHostInterfaceName } from '../../src/common/host/pod-interfaces.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 import { FakeOvs, type FakeOvsBridge } from '../helpers/fake-ovs-bridge.ts';
+import { FakeFlows, FakeIpam, FakePods } from './fixtures/cniserver-fakes.ts';
 
 const ctx: NodeNetworkContext = { nodeName: 'n1', podCIDRs: ['10.10.1.0/24'], gatewayIPs: ['10.10.1.1'], mtu: 1450 };
-
-class FakePods implements PodInterfaceConfigurator {
-  readonly ovsPortType = 'system' as const;
-  readonly ofportAssignment = 'immediate' as const;
-  readonly netns = new Set<string>(['/run/netns/p1', '/run/netns/p2', '/run/netns/p3']);
-  /** host name → the container side */
-  readonly links = new Map<string, { netns: string; ifname: string; mac: string; ips: string[] }>();
-  fail: 'configure' | undefined;
-  gate: Promise<void> | undefined;
-  advertised: string[] = [];
-  private seq = 0;
-
-  async configure(req: PodInterfaceRequest): Promise<PodInterface> {
-    await this.gate;
-    if (!this.netns.has(req.netns)) throw new PodInterfaceError('POD_NETNS_NOT_FOUND', `${req.netns} does not exist`);
-    if (this.fail === 'configure') throw new PodInterfaceError('POD_INTERFACE_FAILED', 'injected');
-    if (this.links.has(req.hostInterfaceName)) throw new PodInterfaceError('POD_INTERFACE_EXISTS', 'exists');
-    const mac = `02:00:00:00:00:${(++this.seq).toString(16).padStart(2, '0')}`;
-    const addressing = await req.addressing;
-    this.links.set(req.hostInterfaceName, {
-      netns: req.netns,
-      ifname: req.ifname,
-      mac,
-      ips: addressing.ips.map((i) => i.address),
-    });
-    return {
-      hostInterface: { name: req.hostInterfaceName, mac: '0a:00:00:00:00:01' },
-      containerInterface: { name: req.ifname, mac },
-    };
-  }
-  remove(ref: PodInterfaceRef): Promise<void> {
-    this.links.delete(ref.hostInterfaceName);
-    return Promise.resolve();
-  }
-  check(e: PodInterfaceExpectation): Promise<string[]> {
-    const l = this.links.get(e.hostInterfaceName);
-    if (l === undefined) return Promise.resolve([`no ${e.hostInterfaceName}`]);
-    const out: string[] = [];
-    if (l.mac !== e.mac) out.push(`mac ${l.mac} != ${e.mac}`);
-    for (const ip of e.ips) if (!l.ips.includes(ip.address)) out.push(`lacks ${ip.address}`);
-    return Promise.resolve(out);
-  }
-  hostInterface(name: string): Promise<{ name: string; mac: string } | undefined> {
-    return Promise.resolve(this.links.has(name) ? { name, mac: '0a:00:00:00:00:01' } : undefined);
-  }
-  netnsExists(netns: string): Promise<boolean> {
-    return Promise.resolve(this.netns.has(netns));
-  }
-  advertise(req: { netns: string; ifname: string }): Promise<void> {
-    this.advertised.push(`${req.netns}/${req.ifname}`);
-    return Promise.resolve();
-  }
-}
-
-class FakeIpam implements IpamDriver {
-  /** ip → owner */
-  readonly held = new Map<string, { containerId: string; ifname: string }>();
-  fail = false;
-  del(req: IpamRequest): Promise<void> {
-    for (const [ip, o] of this.held)
-      if (o.containerId === req.containerId && o.ifname === req.ifname) this.held.delete(ip);
-    return Promise.resolve();
-  }
-  add(req: IpamRequest): Promise<CniResult> {
-    if (this.fail) return Promise.reject(new CniError('IPAM_FAILURE', 'injected IPAM failure'));
-    for (const o of this.held.values()) {
-      if (o.containerId === req.containerId && o.ifname === req.ifname) {
-        return Promise.reject(new CniError('IPAM_FAILURE', 'duplicate allocation'));
-      }
-    }
-    let n = 2;
-    while (this.held.has(`10.10.1.${n}`)) n++;
-    this.held.set(`10.10.1.${n}`, { containerId: req.containerId, ifname: req.ifname });
-    return Promise.resolve({
-      interfaces: [],
-      ips: [{ address: `10.10.1.${n}/24`, gateway: '10.10.1.1' }],
-      routes: [],
-      dns: {},
-    });
-  }
-  check(req: IpamRequest): Promise<void> {
-    const has = [...this.held.values()].some((o) => o.containerId === req.containerId);
-    return has ? Promise.resolve() : Promise.reject(new CniError('IPAM_FAILURE', 'no reservation'));
-  }
-  statusCalls = 0;
-  gcCalls = 0;
-  status(): Promise<void> {
-    this.statusCalls++;
-    return Promise.resolve();
-  }
-  gc(): Promise<boolean> {
-    this.gcCalls++;
-    return Promise.resolve(true);
-  }
-  reservations(): Reservation[] {
-    return [...this.held].map(([ip, o]) => ({
-      network: 'antrea',
-      ip,
-      containerId: o.containerId,
-      ifname: o.ifname,
-      path: ip,
-    }));
-  }
-  release(rs: readonly Reservation[]): void {
-    for (const r of rs) this.held.delete(r.ip);
-  }
-}
-
-class FakeFlows implements PodFlowClient {
-  readonly installed = new Map<string, PodFlowTarget>();
-  fail = false;
-  installPodFlows(i: PodFlowTarget): Promise<void> {
-    if (this.fail) return Promise.reject(new Error('bundle rejected'));
-    this.installed.set(i.name, i);
-    return Promise.resolve();
-  }
-  uninstallPodFlows(port: string): Promise<void> {
-    this.installed.delete(port);
-    return Promise.resolve();
-  }
-}
 
 interface Rig {
   server: CniServer;

@@ -3,13 +3,22 @@
  * companion plugins copied, and the installed plugin answering VERSION exactly as a runtime runs it.
  */
 import t from 'tap';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { antreaConflist, installCni, pluginLauncher } from '../../src/common/cni/install.ts';
+import { delimiter, join } from 'node:path';
+import {
+  antreaConflist,
+  installCni,
+  pluginLauncher,
+  WINDOWS_LAUNCHER_CONFIG,
+  windowsLauncherConfig,
+} from '../../src/common/cni/install.ts';
 import { createCommandRunner } from '../../src/common/util/exec.ts';
 import { main as installMain } from '../../src/cmd/install-cni.ts';
 
+const WINDOWS = process.platform === 'win32';
+const LAUNCHER_SOURCE = join(import.meta.dirname, '..', '..', 'build', 'images', 'windows', 'antrea-cni-launcher.c');
+const MINGW = 'x86_64-w64-mingw32-gcc';
 const entry = join(import.meta.dirname, '..', '..', 'src', 'cmd', 'antrea-cni.ts');
 
 t.test('the launcher and the conflist', (t) => {
@@ -51,67 +60,231 @@ exec '/opt/node' '/src/it'\\''s/antrea-cni.ts' "$@"
   t.end();
 });
 
-t.test('installCni writes an executable plugin that answers VERSION', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'ats-install-'));
+t.test(
+  'installCni writes an executable plugin that answers VERSION',
+  {
+    skip: WINDOWS ? 'the POSIX launcher runs on Linux; the Windows form is tested below' : false,
+  },
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'ats-install-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    mkdirSync(join(dir, 'src'));
+    writeFileSync(join(dir, 'src', 'loopback'), '#!/bin/sh\n');
+    const runner = createCommandRunner();
+    const r = await installCni({
+      binDir: join(dir, 'bin'),
+      confDir: join(dir, 'net.d'),
+      nodePath: process.execPath,
+      pluginEntry: entry,
+      cniSocket: join(dir, 'cni.sock'),
+      compileCacheDir: join(dir, 'cache'),
+      copyPlugins: ['loopback'],
+      copyFrom: join(dir, 'src'),
+      runner,
+    });
+    t.equal(r.pluginPath, join(dir, 'bin', 'antrea'));
+    t.equal(r.conflistPath, join(dir, 'net.d', '10-antrea.conflist'));
+    t.same(r.copied, ['loopback']);
+    t.equal(statSync(r.pluginPath).mode & 0o777, 0o755);
+    t.equal(statSync(join(dir, 'bin', 'loopback')).mode & 0o777, 0o755);
+    t.equal(statSync(r.conflistPath).mode & 0o777, 0o644);
+    t.equal((JSON.parse(readFileSync(r.conflistPath, 'utf8')) as { cniVersion: string }).cniVersion, '1.0.0');
+    const v = await runner.run(r.pluginPath, [], { env: { CNI_COMMAND: 'VERSION' }, replaceEnv: true });
+    t.same(JSON.parse(v.stdout), {
+      cniVersion: '1.1.0',
+      supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'],
+    });
+    await t.rejects(
+      installCni({
+        binDir: dir,
+        confDir: dir,
+        nodePath: '/no/node',
+        pluginEntry: entry,
+        cniSocket: 's',
+        compileCacheDir: dir,
+      }),
+      { message: /^nodePath: / },
+    );
+    await t.rejects(
+      installCni({
+        binDir: dir,
+        confDir: dir,
+        nodePath: process.execPath,
+        pluginEntry: entry,
+        cniSocket: 's',
+        compileCacheDir: dir,
+        copyPlugins: ['x'],
+        copyFrom: dir,
+      }),
+      { message: /^copyPlugins: / },
+    );
+    const msg = await installMain([
+      '--bin-dir',
+      join(dir, 'b2'),
+      '--conf-dir',
+      join(dir, 'c2'),
+      '--cni-socket',
+      '/x.sock',
+    ]);
+    t.match(msg, /installed .*b2\/antrea and .*c2\/10-antrea\.conflist/);
+    await t.rejects(installMain(['--bin-dir', dir]), /--bin-dir and --conf-dir are required/);
+  },
+);
+
+t.test('the Windows launcher configuration', (t) => {
+  const o = {
+    nodePath: 'C:\\k\\antrea\\node\\node.exe',
+    pluginEntry: 'C:\\k\\antrea\\antrea-ts\\src\\cmd\\antrea-cni.ts',
+    cniSocket: '\\\\.\\pipe\\cnisock',
+    compileCacheDir: 'C:\\k\\antrea\\cni-cache',
+  };
+  t.equal(
+    windowsLauncherConfig(o),
+    [
+      '# antrea CNI plugin launcher configuration, written by antrea-ts install-cni (read by antrea.exe).',
+      'node=C:\\k\\antrea\\node\\node.exe',
+      'entry=C:\\k\\antrea\\antrea-ts\\src\\cmd\\antrea-cni.ts',
+      'env=ANTREA_CNI_SOCKET=\\\\.\\pipe\\cnisock',
+      'env=NODE_COMPILE_CACHE=C:\\k\\antrea\\cni-cache',
+      '',
+    ].join('\r\n'),
+  );
+  t.throws(() => windowsLauncherConfig({ ...o, cniSocket: 'a\nnode=evil.exe' }), {
+    name: 'ValidationError',
+    message: /^cniSocket: /,
+  });
+  t.throws(() => windowsLauncherConfig({ ...o, nodePath: '' }), { message: /^nodePath: / });
+  t.end();
+});
+
+t.test('installCni for Windows writes antrea.exe, its configuration and a dns-capable conflist', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ats-install-win-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  mkdirSync(join(dir, 'src'));
-  writeFileSync(join(dir, 'src', 'loopback'), '#!/bin/sh\n');
-  const runner = createCommandRunner();
-  const r = await installCni({
+  const launcher = join(dir, 'antrea-cni-launcher.exe');
+  const exe = Buffer.from('MZ\x90\x00 a stand-in for the compiled launcher');
+  writeFileSync(launcher, exe);
+  const base = {
     binDir: join(dir, 'bin'),
     confDir: join(dir, 'net.d'),
     nodePath: process.execPath,
     pluginEntry: entry,
-    cniSocket: join(dir, 'cni.sock'),
+    cniSocket: '\\\\.\\pipe\\cnisock',
     compileCacheDir: join(dir, 'cache'),
-    copyPlugins: ['loopback'],
-    copyFrom: join(dir, 'src'),
-    runner,
+    targetOs: 'windows' as const,
+  };
+  const r = await installCni({ ...base, launcherExe: launcher });
+  t.equal(r.pluginPath, join(dir, 'bin', 'antrea.exe'));
+  t.same(readFileSync(r.pluginPath), exe, 'antrea.exe is the launcher');
+  t.notOk(existsSync(join(dir, 'bin', 'antrea')), 'no POSIX launcher');
+  t.equal(readFileSync(join(dir, 'bin', WINDOWS_LAUNCHER_CONFIG), 'utf8'), windowsLauncherConfig(base));
+  t.same(JSON.parse(readFileSync(r.conflistPath, 'utf8')), {
+    cniVersion: '1.0.0',
+    name: 'antrea',
+    cniVersions: ['1.0.0', '1.1.0'],
+    plugins: [{ type: 'antrea', ipam: { type: 'host-local' }, capabilities: { dns: true } }],
   });
-  t.equal(r.pluginPath, join(dir, 'bin', 'antrea'));
-  t.equal(r.conflistPath, join(dir, 'net.d', '10-antrea.conflist'));
-  t.same(r.copied, ['loopback']);
-  t.equal(statSync(r.pluginPath).mode & 0o777, 0o755);
-  t.equal(statSync(join(dir, 'bin', 'loopback')).mode & 0o777, 0o755);
-  t.equal(statSync(r.conflistPath).mode & 0o777, 0o644);
-  t.equal((JSON.parse(readFileSync(r.conflistPath, 'utf8')) as { cniVersion: string }).cniVersion, '1.0.0');
-  const v = await runner.run(r.pluginPath, [], { env: { CNI_COMMAND: 'VERSION' }, replaceEnv: true });
-  t.same(JSON.parse(v.stdout), {
-    cniVersion: '1.1.0',
-    supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'],
+  await t.rejects(installCni(base), { name: 'ValidationError', message: /^launcherExe: is required/ });
+  await t.rejects(installCni({ ...base, launcherExe: join(dir, 'nope.exe') }), {
+    message: /^launcherExe: .* does not exist/,
   });
-  await t.rejects(
-    installCni({
-      binDir: dir,
-      confDir: dir,
-      nodePath: '/no/node',
-      pluginEntry: entry,
-      cniSocket: 's',
-      compileCacheDir: dir,
-    }),
-    { message: /^nodePath: / },
+
+  const args = ['--bin-dir', join(dir, 'b2'), '--conf-dir', join(dir, 'c2'), '--os', 'windows'];
+  await t.rejects(installMain(args), /--launcher is required for --os windows/);
+  await t.rejects(installMain(['--bin-dir', dir, '--conf-dir', dir, '--os', 'plan9']), /--os must be linux or windows/);
+  t.match(await installMain([...args, '--launcher', launcher]), /installed .*antrea\.exe and /);
+  t.match(
+    readFileSync(join(dir, 'b2', WINDOWS_LAUNCHER_CONFIG), 'utf8'),
+    /\r\nenv=ANTREA_CNI_SOCKET=\\\\\.\\pipe\\cnisock\r\n/,
   );
-  await t.rejects(
-    installCni({
-      binDir: dir,
-      confDir: dir,
-      nodePath: process.execPath,
-      pluginEntry: entry,
-      cniSocket: 's',
-      compileCacheDir: dir,
-      copyPlugins: ['x'],
-      copyFrom: dir,
-    }),
-    { message: /^copyPlugins: / },
-  );
-  const msg = await installMain([
-    '--bin-dir',
-    join(dir, 'b2'),
-    '--conf-dir',
-    join(dir, 'c2'),
-    '--cni-socket',
-    '/x.sock',
-  ]);
-  t.match(msg, /installed .*b2\/antrea and .*c2\/10-antrea\.conflist/);
-  await t.rejects(installMain(['--bin-dir', dir]), /--bin-dir and --conf-dir are required/);
 });
+
+function onPath(cmd: string): boolean {
+  return (process.env['PATH'] ?? '').split(delimiter).some((d) => d !== '' && existsSync(join(d, cmd)));
+}
+
+t.test(
+  'the launcher compiles with mingw-w64 into a 64-bit console executable',
+  {
+    skip: onPath(MINGW) ? false : `needs ${MINGW} (Debian package gcc-mingw-w64-x86-64, in scripts/bootstrap.sh)`,
+  },
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'ats-launcher-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const out = join(dir, 'antrea.exe');
+    await createCommandRunner().run(
+      MINGW,
+      ['-O2', '-Wall', '-Wextra', '-Werror', '-municode', '-o', out, LAUNCHER_SOURCE],
+      {
+        timeoutMs: 120_000,
+      },
+    );
+    const pe = readFileSync(out);
+    t.equal(pe.subarray(0, 2).toString('latin1'), 'MZ', 'a DOS header');
+    const at = pe.readUInt32LE(0x3c);
+    t.equal(pe.subarray(at, at + 4).toString('latin1'), 'PE\0\0', 'a PE signature');
+    t.equal(pe.readUInt16LE(at + 4), 0x8664, 'machine x86-64');
+    t.equal(pe.readUInt16LE(at + 24), 0x20b, 'PE32+');
+    t.equal(pe.readUInt16LE(at + 24 + 68), 3, 'console subsystem (stdio is inherited)');
+    const text = pe.toString('latin1');
+    for (const fn of ['CreateProcessW', 'AssignProcessToJobObject', 'GetExitCodeProcess', 'SetHandleInformation']) {
+      t.ok(text.includes(fn), `imports ${fn}`);
+    }
+  },
+);
+
+// The launcher at work needs Windows: it runs here only on a Windows runner with a MinGW gcc (the
+// GitHub windows images have one on PATH).
+const WIN_GCC = ['x86_64-w64-mingw32-gcc.exe', 'gcc.exe'].find((c) => WINDOWS && onPath(c));
+
+t.test(
+  'antrea.exe passes stdin, stdout, environment, arguments and the exit code through',
+  {
+    skip: WIN_GCC === undefined ? 'needs Windows and a MinGW gcc on PATH' : false,
+  },
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'ats-launcher-run-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const runner = createCommandRunner();
+    const exe = join(dir, 'antrea.exe');
+    await runner.run(WIN_GCC ?? 'gcc', ['-O2', '-municode', '-o', exe, LAUNCHER_SOURCE], { timeoutMs: 120_000 });
+    const script = join(dir, 'echo-plugin.mjs');
+    writeFileSync(
+      script,
+      [
+        "let input = '';",
+        "process.stdin.on('data', (d) => (input += d));",
+        "process.stdin.on('end', () => {",
+        '  process.stdout.write(JSON.stringify({ input, socket: process.env.ANTREA_CNI_SOCKET, cmd: process.env.CNI_COMMAND, args: process.argv.slice(2) }));',
+        '  process.exit(7);',
+        '});',
+        '',
+      ].join('\n'),
+    );
+    writeFileSync(
+      join(dir, WINDOWS_LAUNCHER_CONFIG),
+      windowsLauncherConfig({
+        nodePath: process.execPath,
+        pluginEntry: script,
+        cniSocket: '\\\\.\\pipe\\cnisock',
+        compileCacheDir: join(dir, 'cache'),
+      }),
+    );
+    const r = await runner.run(exe, ['a b', 'c"d'], {
+      env: { CNI_COMMAND: 'ADD' },
+      input: '{"cniVersion":"1.0.0"}',
+      okExitCodes: [7],
+    });
+    t.equal(r.exitCode, 7, 'the exit code');
+    t.same(JSON.parse(r.stdout), {
+      input: '{"cniVersion":"1.0.0"}',
+      socket: '\\\\.\\pipe\\cnisock',
+      cmd: 'ADD',
+      args: ['a b', 'c"d'],
+    });
+    const mine = await runner.run(exe, [], { env: { ANTREA_CNI_SOCKET: 'mine' }, input: '', okExitCodes: [7] });
+    t.equal((JSON.parse(mine.stdout) as { socket: string }).socket, 'mine', 'a set variable is not overridden');
+    rmSync(join(dir, WINDOWS_LAUNCHER_CONFIG));
+    const broken = await runner.run(exe, [], { input: '', okExitCodes: [1] });
+    t.match(JSON.parse(broken.stdout), { code: 999, msg: /antrea launcher: cannot open its configuration/ });
+  },
+);

@@ -7,14 +7,13 @@
  */
 import t, { type Test } from 'tap';
 import { type Server, type Socket, createServer } from 'node:net';
-import { join } from 'node:path';
 import { OpenFlowClient } from '../../src/common/ovs/openflow/client.ts';
 import { OpenFlowConnection, trackedBytes } from '../../src/common/ovs/openflow/connection.ts';
 import { OFPBCT, OFPT } from '../../src/common/ovs/openflow/consts.ts';
 import { parseFlow } from '../../src/common/ovs/openflow/flow.ts';
 import { decodeBundleControl, readHeader } from '../../src/common/ovs/openflow/messages.ts';
 import { applyBundle, op } from '../../src/common/ovs/openflow/ops.ts';
-import { shortTempDir } from '../helpers/env.ts';
+import { localEndpointPath } from '../helpers/local-endpoint.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 
 type Msg = { type: number; xid: number; raw: Uint8Array };
@@ -44,8 +43,8 @@ class FakeSwitch {
   versions = 1 << 6;
   script: Script = () => undefined;
 
-  constructor(dir: string) {
-    this.path = join(dir, 'sw.mgmt');
+  constructor(path: string) {
+    this.path = path;
     this.server = createServer((s) => {
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
@@ -122,7 +121,7 @@ class FakeSwitch {
 }
 
 async function fakeSwitch(t: Test): Promise<FakeSwitch> {
-  const sw = new FakeSwitch(shortTempDir(t, 'ofsw'));
+  const sw = new FakeSwitch(localEndpointPath(t, 'sw.mgmt'));
   await sw.listen();
   t.teardown(() => sw.close());
   return sw;
@@ -257,9 +256,8 @@ t.test('echo keepalive closes a silent switch; requests time out', async (t) => 
 });
 
 t.test('the client reconnects with backoff and reruns its connect handlers', async (t) => {
-  const dir = shortTempDir(t, 'ofsw');
   const clock = new FakeClock();
-  const sw = new FakeSwitch(dir);
+  const sw = new FakeSwitch(localEndpointPath(t, 'sw.mgmt'));
   const client = new OpenFlowClient({
     endpoint: `unix:${sw.path}`,
     clock,

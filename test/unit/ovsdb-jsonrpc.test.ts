@@ -4,12 +4,10 @@ import { JsonRpcConnection, JsonStreamParser } from '../../src/common/ovs/ovsdb/
 import { OvsdbError } from '../../src/common/ovs/ovsdb/errors.ts';
 import { formatEndpoint, netConnector, parseEndpoint } from '../../src/common/ovs/ovsdb/transport.ts';
 import { createServer, type Server } from 'node:net';
-import { join } from 'node:path';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { ValidationError } from '../../src/common/util/errors.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 import { settle } from '../helpers/fake-ovsdb.ts';
+import { localEndpointPath } from '../helpers/local-endpoint.ts';
 
 t.test('the stream parser cuts back-to-back JSON values at any chunk boundary', (t) => {
   const msgs = [
@@ -176,9 +174,7 @@ t.test('the net connector speaks JSON-RPC over real TCP and unix sockets', async
   t.same(await tcp.request('echo', ['over tcp']), ['over tcp']);
   tcp.close();
 
-  const dir = mkdtempSync(join(tmpdir(), 'ovsdb-ut-')); // socket paths must stay short
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const path = join(dir, 'db.sock');
+  const path = localEndpointPath(t, 'db.sock');
   const unixServer = createServer((sock) => sock.pipe(sock));
   t.teardown(() => new Promise((r) => unixServer.close(r)));
   await listen(unixServer, path);

@@ -7,7 +7,7 @@
  * nothing on the datapath is torn down (Pods keep their network while the agent restarts).
  */
 import { join } from 'node:path';
-import type { PlatformStrategy } from '../host/platform.ts';
+import { ovsSocketEndpoint, type PlatformStrategy } from '../host/platform.ts';
 import { OvsdbBridge } from '../ovs/ovsdb/bridge.ts';
 import { OvsdbClient } from '../ovs/ovsdb/client.ts';
 import { type Clock, systemClock } from '../util/clock.ts';
@@ -32,6 +32,7 @@ import { UPLINK_BRIDGE } from './uplink-bridge.ts';
 import { aborted, type Runnable } from '../util/runnable.ts';
 import { CniGrpcService } from './cniserver/grpc.ts';
 import { PendingAddJournal } from './cniserver/journal.ts';
+import { ovsdbOfportEvents } from './cniserver/ofport-events.ts';
 import { CniServer } from './cniserver/server.ts';
 import { type AgentConfig, hostLocalDataDir } from './config.ts';
 import { DEFAULT_TUNNEL_DST_PORTS, type InitializedNode, Initializer } from './initializer.ts';
@@ -132,7 +133,7 @@ export class Agent implements Runnable {
   async run(signal: AbortSignal): Promise<void> {
     const { config, platform } = this.o;
     const clock = this.o.clock ?? systemClock;
-    const endpoint = `unix:${join(config.ovsRunDir, 'db.sock')}`;
+    const endpoint = ovsSocketEndpoint(platform.os, config.ovsRunDir, 'db.sock');
     const ovsdb = await OvsdbClient.connect({ endpoint, logger: this.logger, clock, timeoutMs: 30_000 });
     const inner = new AbortController();
     const stop = (): void => inner.abort(signal.reason);
@@ -140,6 +141,7 @@ export class Agent implements Runnable {
     const tasks: Promise<void>[] = [];
     let openflow: OpenFlowClient | undefined;
     let policyController: NetworkPolicyController | undefined;
+    const cleanups: (() => void)[] = [];
     try {
       const bridge = new OvsdbBridge(ovsdb, config.ovsBridge, { logger: this.logger });
       const ipam = new HostLocalIpam({
@@ -168,6 +170,10 @@ export class Agent implements Runnable {
         logger: this.logger,
         clock,
       });
+      // Windows: Pod ports get their ofport after ADD answered; their flows follow it.
+      if (platform.podInterfaces.ofportAssignment === 'async') {
+        cleanups.push(server.watchOfports(ovsdbOfportEvents(ovsdb.cache)));
+      }
       const grpc = new CniGrpcService({ socketPath: config.cniSocket, handler: server, logger: this.logger });
       const served = grpc.run(inner.signal);
       tasks.push(served);
@@ -195,7 +201,7 @@ export class Agent implements Runnable {
         podCIDRs: node.podCIDRs,
       });
       const ofClient = new OpenFlowClient({
-        endpoint: `unix:${join(config.ovsRunDir, `${config.ovsBridge}.mgmt`)}`,
+        endpoint: ovsSocketEndpoint(platform.os, config.ovsRunDir, `${config.ovsBridge}.mgmt`),
         logger: this.logger,
         clock,
       });
@@ -358,6 +364,7 @@ export class Agent implements Runnable {
     } finally {
       policyController?.close();
       signal.removeEventListener('abort', stop);
+      for (const c of cleanups) c();
       inner.abort();
       await Promise.allSettled(tasks);
       await ovsdb.close();

@@ -121,6 +121,12 @@ export class Initializer {
     await this.net.prepareHost({
       ipv4: families.has(4),
       ipv6: families.has(6),
+      node: {
+        podCIDRs: node.podCIDRs,
+        nodeIPs: node.nodeIPs,
+        transportInterface: config.transportInterface,
+        bridgeName: config.ovsBridge,
+      },
       userspaceDatapath: config.ovsDatapathType === 'netdev',
     });
 

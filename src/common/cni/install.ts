@@ -8,6 +8,11 @@
  * plugin starts within a few ms of bare Node), and points it at the agent's CNI socket. The install
  * runs the plugin once (VERSION) to warm that cache. Files are written to a temporary name and
  * renamed, so a runtime never executes a half-written plugin.
+ *
+ * On Windows, containerd looks for `antrea.exe`, and a script cannot be one: the plugin is then the
+ * native launcher built from build/images/windows/antrea-cni-launcher.c (copied as antrea.exe),
+ * which reads `antrea.launcher` next to it (Node, entry, default environment) and runs the plugin
+ * with stdin, stdout, stderr, environment and exit code passed through.
  */
 import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,6 +20,12 @@ import { ValidationError } from '../util/errors.ts';
 import type { CommandRunner } from '../util/exec.ts';
 
 export const PLUGIN_NAME = 'antrea';
+/** The OS the plugin is installed for (its form differs; the conflist too). */
+export type InstallTargetOs = 'linux' | 'windows';
+/** The plugin file in the CNI bin directory, per OS. */
+export const PLUGIN_FILE = { linux: 'antrea', windows: 'antrea.exe' } as const;
+/** The Windows launcher's configuration, next to antrea.exe. */
+export const WINDOWS_LAUNCHER_CONFIG = 'antrea.launcher';
 export const CONFLIST_NAME = '10-antrea.conflist';
 
 export interface InstallCniOptions {
@@ -39,6 +50,10 @@ export interface InstallCniOptions {
   /** Copy these plugins from `copyFrom` into binDir (e.g. loopback, host-local, portmap). */
   readonly copyPlugins?: readonly string[];
   readonly copyFrom?: string;
+  /** linux (default): a shell launcher; windows: antrea.exe (the native launcher) and its configuration. */
+  readonly targetOs?: InstallTargetOs;
+  /** windows: the compiled antrea-cni-launcher.exe to install as antrea.exe. */
+  readonly launcherExe?: string;
   /** Runs the plugin once to fill the compile cache (skipped when absent). */
   readonly runner?: CommandRunner;
 }
@@ -69,6 +84,32 @@ export function pluginLauncher(
   ].join('\n');
 }
 
+/**
+ * The Windows launcher's configuration (CRLF lines). The environment defaults apply only when the
+ * runtime did not set the variable. Values cannot hold line breaks (ValidationError naming the field).
+ */
+export function windowsLauncherConfig(
+  o: Pick<InstallCniOptions, 'nodePath' | 'pluginEntry' | 'cniSocket' | 'compileCacheDir'>,
+): string {
+  const fields = [
+    ['nodePath', o.nodePath],
+    ['pluginEntry', o.pluginEntry],
+    ['cniSocket', o.cniSocket],
+    ['compileCacheDir', o.compileCacheDir],
+  ] as const;
+  for (const [field, v] of fields) {
+    if (v === '' || /[\r\n]/.test(v)) throw new ValidationError(field, 'must be a non-empty single line');
+  }
+  return [
+    '# antrea CNI plugin launcher configuration, written by antrea-ts install-cni (read by antrea.exe).',
+    `node=${o.nodePath}`,
+    `entry=${o.pluginEntry}`,
+    `env=ANTREA_CNI_SOCKET=${o.cniSocket}`,
+    `env=NODE_COMPILE_CACHE=${o.compileCacheDir}`,
+    '',
+  ].join('\r\n');
+}
+
 /** The conflist (cniVersion 1.0.0 by default, also offering 1.1.0 to runtimes that know it). */
 export function antreaConflist(
   o: Pick<InstallCniOptions, 'cniVersion' | 'networkName' | 'chainPortmap' | 'chainBandwidth' | 'dnsCapability'>,
@@ -92,9 +133,21 @@ function writeAtomically(path: string, content: string, mode: number): void {
   renameSync(tmp, path);
 }
 
+function copyAtomically(src: string, dst: string): void {
+  const tmp = `${dst}.tmp-${process.pid}`;
+  copyFileSync(src, tmp);
+  chmodSync(tmp, 0o755);
+  renameSync(tmp, dst);
+}
+
 export async function installCni(o: InstallCniOptions): Promise<InstallResult> {
   if (!existsSync(o.nodePath)) throw new ValidationError('nodePath', `${o.nodePath} does not exist`);
   if (!existsSync(o.pluginEntry)) throw new ValidationError('pluginEntry', `${o.pluginEntry} does not exist`);
+  const launcher = o.targetOs === 'windows' ? o.launcherExe : undefined;
+  if (o.targetOs === 'windows') {
+    if (launcher === undefined) throw new ValidationError('launcherExe', 'is required for a Windows install');
+    if (!existsSync(launcher)) throw new ValidationError('launcherExe', `${launcher} does not exist`);
+  }
   mkdirSync(o.binDir, { recursive: true });
   mkdirSync(o.confDir, { recursive: true });
   mkdirSync(o.compileCacheDir, { recursive: true });
@@ -103,16 +156,21 @@ export async function installCni(o: InstallCniOptions): Promise<InstallResult> {
     if (o.copyFrom === undefined) throw new ValidationError('copyFrom', 'is required to copy plugins');
     const src = join(o.copyFrom, name);
     if (!existsSync(src)) throw new ValidationError('copyPlugins', `${src} does not exist`);
-    const dst = join(o.binDir, name);
-    copyFileSync(src, `${dst}.tmp-${process.pid}`);
-    chmodSync(`${dst}.tmp-${process.pid}`, 0o755);
-    renameSync(`${dst}.tmp-${process.pid}`, dst);
+    copyAtomically(src, join(o.binDir, name));
     copied.push(name);
   }
-  const pluginPath = join(o.binDir, PLUGIN_NAME);
-  writeAtomically(pluginPath, pluginLauncher(o), 0o755);
+  const windows = launcher !== undefined;
+  const pluginPath = join(o.binDir, PLUGIN_FILE[windows ? 'windows' : 'linux']);
+  if (windows) {
+    // The configuration first: a new antrea.exe never starts without it.
+    writeAtomically(join(o.binDir, WINDOWS_LAUNCHER_CONFIG), windowsLauncherConfig(o), 0o644);
+    copyAtomically(launcher, pluginPath);
+  } else {
+    writeAtomically(pluginPath, pluginLauncher(o), 0o755);
+  }
   const conflistPath = join(o.confDir, CONFLIST_NAME);
-  writeAtomically(conflistPath, antreaConflist(o), 0o644);
+  // Antrea's Windows conflist declares the dns capability (containerd passes the Pod's DNS to HNS).
+  writeAtomically(conflistPath, antreaConflist({ ...o, dnsCapability: o.dnsCapability ?? windows }), 0o644);
   if (o.runner !== undefined) {
     await o.runner.run(pluginPath, [], { env: { CNI_COMMAND: 'VERSION' }, replaceEnv: true, timeoutMs: 30_000 });
   }

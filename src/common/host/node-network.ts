@@ -25,6 +25,17 @@ export interface HostPrepareOptions {
   readonly ipv4: boolean;
   readonly ipv6: boolean;
   /**
+   * The Node as the initializer knows it. Windows needs it to create the HNS network (Pod CIDR
+   * subnet, management IP, the uplink by transportInterface or by Node IP, the bridge name the
+   * host vNIC takes); Linux ignores it.
+   */
+  readonly node?: {
+    readonly podCIDRs: readonly string[];
+    readonly nodeIPs: readonly string[];
+    readonly transportInterface: string;
+    readonly bridgeName: string;
+  };
+  /**
    * OVS runs the userspace (netdev) datapath: the host ends of Pod links stay ordinary host
    * interfaces, so the host must not answer ARP on them for its other addresses (Linux:
    * arp_ignore=1), or Pods would send their traffic to the host stack as well as to OVS.

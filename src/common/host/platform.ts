@@ -36,6 +36,11 @@ export interface CapabilityTable {
   readonly encryptionModes: readonly AgentConfig['trafficEncryptionMode'][];
   /** Feature gates that must stay off on this platform. */
   readonly unsupportedFeatureGates: readonly string[];
+  /**
+   * Gates on by default elsewhere that this platform turns off by itself (Antrea does so on
+   * Windows), so a default configuration stays valid; enabling one explicitly is not checked.
+   */
+  readonly forcedOffFeatureGates?: readonly string[];
   /** Whether the tunnel port needs `options:local_ip` (Windows). */
   readonly tunnelNeedsLocalIp: boolean;
   /** Boolean settings that must stay false here, with the reason. */
@@ -96,4 +101,14 @@ export function capabilitiesFrom(os: OsName, t: CapabilityTable): PlatformCapabi
       return problems;
     },
   };
+}
+
+/**
+ * The `unix:` endpoint of an OVS socket (`db.sock`, `<bridge>.mgmt`) in `runDir`. On Windows OVS
+ * listens on a named pipe whose name is the file's path with the separators removed
+ * (`\\.\pipe\C:openvswitchvarrunopenvswitchdb.sock`, as Antrea's default_windows.go builds it).
+ */
+export function ovsSocketEndpoint(os: OsName, runDir: string, file: string): string {
+  if (os === 'windows') return `unix:\\\\.\\pipe\\${`${runDir}\\${file}`.replace(/[\\/]/g, '')}`;
+  return `unix:${runDir.replace(/\/+$/, '')}/${file}`;
 }

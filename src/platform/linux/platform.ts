@@ -36,6 +36,15 @@ export const LINUX_CAPABILITIES = capabilitiesFrom('linux', {
   tunnelNeedsLocalIp: false,
 });
 
+/** Antrea's Linux default locations. */
+export const LINUX_PATHS = {
+  ovsRunDir: '/var/run/openvswitch',
+  cniSocket: '/var/run/antrea/cni.sock',
+  stateDir: '/var/run/antrea',
+  cniBinDir: '/opt/cni/bin',
+  cniConfDir: '/etc/cni/net.d',
+} as const;
+
 export function createLinuxPlatform(opts: LinuxPlatformOptions = {}): PlatformStrategy {
   const logger = opts.logger ?? nullLogger;
   const clock = opts.clock ?? systemClock;
@@ -43,13 +52,7 @@ export function createLinuxPlatform(opts: LinuxPlatformOptions = {}): PlatformSt
   return {
     os: 'linux',
     capabilities: LINUX_CAPABILITIES,
-    paths: {
-      ovsRunDir: '/var/run/openvswitch',
-      cniSocket: '/var/run/antrea/cni.sock',
-      stateDir: '/var/run/antrea',
-      cniBinDir: '/opt/cni/bin',
-      cniConfDir: '/etc/cni/net.d',
-    },
+    paths: LINUX_PATHS,
     nodeNetwork: new LinuxNodeNetwork({
       host,
       logger,

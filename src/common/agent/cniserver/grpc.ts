@@ -1,12 +1,19 @@
 /**
- * Serves the CNI server over gRPC (@grpc/grpc-js) on a unix socket, with Antrea's service and
- * method names and the hand-written cni.proto codec. Insecure, as Antrea's: access is guarded by
- * the socket's file permissions (0600, owner only).
+ * Serves the CNI server over gRPC (@grpc/grpc-js) with Antrea's service and method names and the
+ * hand-written cni.proto codec. Insecure, as Antrea's: access is guarded by the endpoint itself
+ * (a unix socket with mode 0600 on Linux; a named pipe, `\\.\pipe\cnisock`, on Windows, whose
+ * default ACL admits only SYSTEM, administrators and the creator).
  *
- * Windows named pipes: grpc-js listens on TCP and unix sockets only, so the Windows strategy will
- * need its own listener for `\\.\pipe\cnisock`; the codec and CniServer.handle stay the same.
+ * Transport: grpc-js binds only TCP and unix sockets through its own resolver, and cannot listen
+ * on a Windows named pipe. So the listener is ours: a `node:net` server on the endpoint path (a
+ * named pipe on Windows, a unix socket elsewhere, both through `net.Server.listen(path)`) hands
+ * every accepted connection to the grpc-js server through `Server.createConnectionInjector`, which
+ * runs the same HTTP/2 + gRPC stack on it. This is the one code path on both OSes, so the Linux
+ * tests (real plugin client, real grpc-js client, over a unix socket) exercise exactly what Windows
+ * runs over the pipe.
  */
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
+import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import {
   type handleUnaryCall,
@@ -54,8 +61,25 @@ export function cniServiceDefinition(): ServiceDefinition {
   return def;
 }
 
+/** Whether `path` names a Windows named pipe (\\.\pipe\NAME or \\?\pipe\NAME). */
+export function isNamedPipePath(path: string): boolean {
+  return /^[\\/]{2}[.?][\\/]pipe[\\/]./i.test(path);
+}
+
+/** Listens on `path` (unix socket or named pipe); rejects with the listen error. */
+export function listenPath(server: NetServer, path: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    server.once('error', onError);
+    server.listen(path, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
 export interface CniGrpcServiceOptions {
-  /** The unix socket path. */
+  /** The unix socket path, or the named pipe path on Windows. */
   readonly socketPath: string;
   readonly handler: CniHandler;
   readonly logger?: Logger;
@@ -89,29 +113,44 @@ export class CniGrpcService implements Runnable {
       impl[m] = h;
     }
     server.addService(cniServiceDefinition(), impl);
-    mkdirSync(dirname(this.o.socketPath), { recursive: true });
-    rmSync(this.o.socketPath, { force: true }); // a stale socket from a previous run
-    await new Promise<void>((resolve, reject) => {
-      server.bindAsync(`unix:${this.o.socketPath}`, ServerCredentials.createInsecure(), (err) => {
-        if (err !== null) {
-          reject(
-            new AntreaError('CNI_SOCKET_FAILED', `cannot listen on ${this.o.socketPath}: ${err.message}`, {
-              cause: err,
-            }),
-          );
-        } else resolve();
-      });
+    const path = this.o.socketPath;
+    const pipe = isNamedPipePath(path);
+    const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
+    const sockets = new Set<Socket>();
+    const listener = createServer((socket) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+      injector.injectConnection(socket);
     });
-    chmodSync(this.o.socketPath, 0o600);
+    try {
+      if (!pipe) {
+        mkdirSync(dirname(path), { recursive: true });
+        rmSync(path, { force: true }); // a stale socket from a previous run
+      }
+      await listenPath(listener, path);
+    } catch (err) {
+      injector.destroy();
+      throw new AntreaError('CNI_SOCKET_FAILED', `cannot listen on ${path}: ${errorMessage(err)}`, { cause: err });
+    }
+    if (!pipe) chmodSync(path, 0o600);
     this.logger.info('CNI server listening');
     this.listening?.();
     await aborted(signal);
+    // No new connections; in-flight calls get a short grace period, then everything is closed.
+    const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
+    injector.drain(2000);
     await new Promise<void>((resolve) => {
       server.tryShutdown(() => resolve());
-      // In-flight calls get a short grace period, then the server is forced down.
-      setTimeout(() => server.forceShutdown(), 2000).unref();
+      setTimeout(() => {
+        server.forceShutdown();
+        for (const s of sockets) s.destroy();
+        resolve();
+      }, 2000).unref();
     });
-    rmSync(this.o.socketPath, { force: true });
+    injector.destroy();
+    for (const s of sockets) s.destroy();
+    await closed;
+    if (!pipe) rmSync(path, { force: true });
     this.logger.info('CNI server stopped');
   }
 }

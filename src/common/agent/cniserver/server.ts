@@ -6,7 +6,8 @@
  * ADD: validate → wait until the Node network is ready (else TRY_AGAIN_LATER) → per-container lock →
  * journal the intent → IPAM (host-local) → Pod interface → OVS port with the container's
  * external_ids → ofport → Pod flows → interface store → commit the journal → answer; gratuitous ARP
- * follows in the background. Any failure rolls back everything done so far. A repeated ADD for an
+ * follows in the background. Where the ofport arrives asynchronously (Windows), ADD answers without
+ * it and {@link CniServer.ofportChanged} installs the flows when it comes. Any failure rolls back everything done so far. A repeated ADD for an
  * interface that is complete and healthy returns the same result; a partial one is cleaned first.
  *
  * DEL: idempotent, local only (interface store, OVSDB, the host, host-local): never the controller
@@ -59,6 +60,7 @@ import {
 } from '../interfacestore.ts';
 import type { IpamDriver, IpamRequest, Reservation } from '../ipam/host-local.ts';
 import type { PendingAdd, PendingAddJournal } from './journal.ts';
+import type { OfportEvent, OfportEvents } from './ofport-events.ts';
 
 /** The CNI type the configuration must name, and the only IPAM type served. */
 export const ANTREA_CNI_TYPE = 'antrea';
@@ -470,6 +472,11 @@ export class CniServer {
         this.crash.hit('cni-add-port-done');
         if (this.o.podInterfaces.ofportAssignment === 'immediate') {
           iface = { ...iface, ofport: await this.o.bridge.waitForOFPort(hostName) };
+        } else {
+          // Asynchronous (Windows): use the ofport if it is already there; else ofportChanged
+          // installs the flows when it arrives (it waits for this ADD on the container lock).
+          const now = this.o.bridge.getPort(hostName)?.ofport;
+          if (now !== undefined && now > 0) iface = { ...iface, ofport: now };
         }
         step('ofportMs');
       } catch (err) {
@@ -770,6 +777,61 @@ export class CniServer {
     } catch (err) {
       throw new CniError('PLUGIN_NOT_AVAILABLE', `IPAM is not available: ${errorMessage(err)}`, { cause: err });
     }
+  }
+
+  // ---- ofports that arrive after ADD (Windows) --------------------------------------------------
+
+  /** Feeds the server the ofport changes of `events`; returns the function that stops. */
+  watchOfports(events: OfportEvents): () => void {
+    return events.subscribe((e) => this.ofportChanged(e));
+  }
+
+  /**
+   * An OVS port's ofport changed. For a Pod interface in the store: a new ofport (> 0) installs the
+   * Pod's flows and records it; a lost one (-1 or the port gone) uninstalls them. Runs on the
+   * container's lock, after any ADD or DEL in flight: a Pod deleted first is no longer in the store
+   * and gets nothing; an ADD still running records the interface first. Not a Pod port: nothing
+   * happens. A failure is logged and the store keeps the old ofport, so a later change or the next
+   * start-up installs the flows. {@link drain} waits for the work started here.
+   */
+  ofportChanged(e: OfportEvent): void {
+    const p = this.applyOfport(e).catch((err: unknown) =>
+      this.logger.error('installing the flows of a Pod whose ofport arrived failed', {
+        port: e.port,
+        ofport: e.ofport,
+        err,
+      }),
+    );
+    this.background.add(p);
+    void p.finally(() => this.background.delete(p));
+  }
+
+  private async applyOfport({ port, ofport }: OfportEvent): Promise<void> {
+    const containerId =
+      this.o.store.byName(port)?.container?.containerId ?? this.o.bridge.getPort(port)?.externalIds[EXT.containerId];
+    if (containerId === undefined) return;
+    await this.containerLock.run(containerId, () =>
+      this.rw.shared(async () => {
+        const i = this.o.store.byName(port);
+        if (i?.container === undefined || i.container.containerId !== containerId) return;
+        const next = ofport !== undefined && ofport > 0 ? ofport : undefined;
+        if (i.ofport === next) return;
+        if (next === undefined) {
+          await this.podFlows?.uninstallPodFlows(port);
+          this.o.store.add({ ...i, ofport: undefined });
+          this.logger.warn('a Pod port lost its ofport', { port, ofport, containerId });
+          return;
+        }
+        await this.podFlows?.installPodFlows({ ...i, container: i.container, ofport: next });
+        this.o.store.add({ ...i, ofport: next });
+        this.logger.info('Pod ofport assigned', {
+          port,
+          ofport: next,
+          containerId,
+          flows: this.podFlows !== undefined,
+        });
+      }),
+    );
   }
 
   // ---- start-up reconciliation -----------------------------------------------------------------

@@ -144,6 +144,7 @@ if (runTap) {
   const common = ['--coverage-report=text-summary', '--allow-incomplete-coverage', ...paths];
   const tapEnv = { ...env, FORCE_COLOR: '0' };
   let status: number | string;
+  let streamed: Buffer[] | undefined;
   if (process.stdout.isTTY) {
     // A terminal gets the terse live view; tap writes the raw stream to the file.
     const r = spawnSync(bin('tap'), ['--reporter=terse', `--output-file=${tapOut}`, ...common], {
@@ -161,19 +162,30 @@ if (runTap) {
       stdio: ['inherit', 'pipe', 'inherit'],
       env: tapEnv,
     });
+    const chunks: Buffer[] = [];
+    streamed = chunks;
     child.stdout.on('data', (chunk: Buffer) => {
       process.stdout.write(chunk);
       file.write(chunk);
+      chunks.push(chunk);
     });
     status = await new Promise<number | string>((resolve) => {
       child.on('close', (code, signal) => resolve(code ?? signal ?? 'unknown'));
     });
     await new Promise<void>((resolve) => file.end(resolve));
   }
+  // Counted from what this run produced (the streamed copy when there is one), never from a file
+  // another run may have replaced meanwhile.
   let text = '';
-  try {
-    text = readFileSync(tapOut, 'utf8');
-  } catch {
+  if (streamed !== undefined) text = Buffer.concat(streamed).toString('utf8');
+  else {
+    try {
+      text = readFileSync(tapOut, 'utf8');
+    } catch {
+      // reported below
+    }
+  }
+  if (text === '') {
     counts.failed++;
     counts.failures.push(`tap produced no output (exit ${status})`);
   }

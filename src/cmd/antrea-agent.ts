@@ -9,14 +9,30 @@
  * The Node's name defaults to $NODE_NAME (as in Antrea's DaemonSet), then the host name. Pod CIDRs
  * and Node IPs come from the flags (a static Node config source). With
  * `clientConnection.kubeconfig` set, the agent watches the cluster's Nodes through that API server
- * and routes to the other Nodes' Pod CIDRs (NodeRoute controller); without it, it is a single Node. Set ANTREA_CRASH_POINT to kill the agent at a named step (fault-injection tests).
+ * and routes to the other Nodes' Pod CIDRs (NodeRoute controller); without it, it is a single Node.
+ * NetworkPolicies come from antrea-controller (--controller-url, with the CA bundle and token files;
+ * the last complete set is kept in <stateDir>/networkpolicy/snapshot for a start while the
+ * controller is unreachable) or from --policy-file (JSON controlplane objects, re-read on change);
+ * without either no policy is enforced. Set ANTREA_CRASH_POINT to kill the agent at a named step
+ * (fault-injection tests).
  */
 import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { Agent } from '../common/agent/agent.ts';
+import { Agent, type AgentOptions } from '../common/agent/agent.ts';
+import {
+  type ControllerEndpoint,
+  PolicyWatcher,
+  SnapshotStore,
+  StatusReporter,
+  tokenFromFile,
+} from '../common/agent/controlplane/index.ts';
 import { type AgentConfig, ConfigError, defaultAgentConfig, parseAgentConfig } from '../common/agent/config.ts';
 import { StaticNodeConfigSource } from '../common/agent/node-config.ts';
+import type { PolicyEventHandler } from '../common/agent/networkpolicy/controller.ts';
+import { FilePolicySource } from '../common/agent/networkpolicy/file-source.ts';
 import type { PlatformPaths, PlatformStrategy } from '../common/host/platform.ts';
 import { crashPointsFromEnv } from '../common/util/crash.ts';
 import { errorMessage, isAntreaError } from '../common/util/errors.ts';
@@ -26,7 +42,9 @@ import { kubeListWatch, loadKubeConfig, ResourcePaths } from '../common/k8s/clie
 import { createLogger, type Logger, parseLogLevel } from '../common/util/log.ts';
 
 export const USAGE = `usage: antrea-agent --config FILE [--node-name NAME] [--pod-cidr CIDR]... [--node-ip IP]...
-                    [--log-level LEVEL] [--log-format json|text]`;
+                    [--log-level LEVEL] [--log-format json|text]
+                    [--controller-url https://HOST:PORT --controller-ca FILE --controller-token-file FILE
+                     [--controller-server-name NAME] | --policy-file FILE]`;
 
 /**
  * This OS's strategy module, loaded only here: the other OS's native modules do not load (netlink
@@ -74,6 +92,12 @@ export interface ParsedFlags {
   readonly nodeIPs: string[];
   readonly logLevel: string;
   readonly logFormat: 'json' | 'text';
+  /** This Node's controlplane objects from a file (until the controller connection is wired). */
+  readonly policyFile: string | undefined;
+  /** antrea-controller's API (https://host:10349), its CA bundle file and the agent's token file. */
+  readonly controller:
+    | { readonly url: string; readonly caFile: string; readonly tokenFile: string; readonly serverName?: string }
+    | undefined;
 }
 
 export function parseFlags(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): ParsedFlags {
@@ -86,6 +110,11 @@ export function parseFlags(argv: readonly string[], env: Readonly<Record<string,
       'node-ip': { type: 'string', multiple: true },
       'log-level': { type: 'string' },
       'log-format': { type: 'string' },
+      'policy-file': { type: 'string' },
+      'controller-url': { type: 'string' },
+      'controller-ca': { type: 'string' },
+      'controller-token-file': { type: 'string' },
+      'controller-server-name': { type: 'string' },
       help: { type: 'boolean' },
     },
     strict: true,
@@ -102,7 +131,29 @@ export function parseFlags(argv: readonly string[], env: Readonly<Record<string,
     nodeIPs: values['node-ip'] ?? [],
     logLevel: values['log-level'] ?? 'info',
     logFormat: format,
+    policyFile: values['policy-file'],
+    controller: controllerFlags(values),
   };
+}
+
+function controllerFlags(v: Record<string, string | boolean | string[] | undefined>): ParsedFlags['controller'] {
+  const url = v['controller-url'];
+  const ca = v['controller-ca'];
+  const token = v['controller-token-file'];
+  const serverName = v['controller-server-name'];
+  if (url === undefined) {
+    if (ca !== undefined || token !== undefined || serverName !== undefined)
+      throw new Error(
+        `--controller-ca, --controller-token-file and --controller-server-name need --controller-url\n${USAGE}`,
+      );
+    return undefined;
+  }
+  if (typeof url !== 'string' || !/^https:\/\/[^/]+$/.test(url))
+    throw new Error(`--controller-url: expected https://host:port, got ${String(url)}`);
+  if (typeof ca !== 'string') throw new Error('--controller-url needs --controller-ca FILE (the CA bundle)');
+  if (typeof token !== 'string') throw new Error('--controller-url needs --controller-token-file FILE');
+  if (v['policy-file'] !== undefined) throw new Error('--policy-file and --controller-url are exclusive');
+  return { url, caFile: ca, tokenFile: token, ...(typeof serverName === 'string' ? { serverName } : {}) };
 }
 
 /** Runs the agent until `signal` aborts. Resolves after a clean stop; rejects on a fatal error. */
@@ -121,6 +172,18 @@ export async function runAgent(argv: readonly string[], signal: AbortSignal): Pr
   const runner = createHelperRunner();
   const platform = createPlatform(strategy, logger, config, runner);
   try {
+    const controller = flags.controller;
+    const endpoint: ControllerEndpoint | undefined =
+      controller === undefined
+        ? undefined
+        : {
+            url: controller.url,
+            ca: () => readFile(controller.caFile, 'utf8'),
+            token: tokenFromFile(controller.tokenFile),
+            ...(controller.serverName === undefined ? {} : { serverName: controller.serverName }),
+          };
+    const reporter =
+      endpoint === undefined ? undefined : new StatusReporter({ endpoint, nodeName: flags.nodeName, logger });
     const agent = new Agent({
       config,
       platform,
@@ -140,12 +203,47 @@ export async function runAgent(argv: readonly string[], signal: AbortSignal): Pr
       runner,
       logger,
       crashPoints: crashPointsFromEnv(process.env),
+      ...policySource(flags, config, logger, endpoint, reporter),
     });
-    await agent.run(signal);
+    await Promise.all([agent.run(signal), reporter?.run(signal)]);
   } finally {
     runner.close();
     await platform.close();
   }
+}
+
+/**
+ * Where NetworkPolicies come from: antrea-controller's watch (with the on-disk snapshot under the
+ * state directory as fallback when it is unreachable at start), or a policy file, or nothing.
+ */
+function policySource(
+  flags: ParsedFlags,
+  config: AgentConfig,
+  logger: Logger,
+  endpoint: ControllerEndpoint | undefined,
+  reporter: StatusReporter | undefined,
+): Pick<AgentOptions, 'policySource' | 'policyStatus'> {
+  if (endpoint !== undefined) {
+    return {
+      policySource: (handler: PolicyEventHandler) =>
+        new PolicyWatcher({
+          endpoint,
+          nodeName: flags.nodeName,
+          handler,
+          snapshot: new SnapshotStore({
+            path: join(config.stateDir, 'networkpolicy', 'snapshot'),
+            nodeName: flags.nodeName,
+          }),
+          logger,
+        }),
+      ...(reporter === undefined ? {} : { policyStatus: reporter }),
+    };
+  }
+  if (flags.policyFile !== undefined) {
+    const path = flags.policyFile;
+    return { policySource: (handler: PolicyEventHandler) => new FilePolicySource({ path, handler, logger }) };
+  }
+  return {};
 }
 
 if (import.meta.main) {

@@ -33,6 +33,8 @@ export interface NodeCniContext {
   /** The Node's InternalIP (on its uplink). */
   readonly nodeIP: string;
   readonly paths: LabPaths;
+  /** antrea-controller, when the lab runs one: where it listens, its CA bundle and this Node's agent token. */
+  readonly controller?: { readonly url: string; readonly caFile: string; readonly tokenFile: string };
 }
 
 export interface NodeCni {
@@ -158,6 +160,9 @@ export function antreaAgentConfig(ctx: NodeCniContext, encap: LabEncap, serviceC
     `trafficEncapMode: ${t.trafficEncapMode}`,
     `tunnelType: ${t.tunnelType}`,
     `serviceCIDR: ${serviceCIDR}`,
+    // The agent watches Nodes (routes and tunnels to the other Nodes) and Services through the lab's API server.
+    'clientConnection:',
+    `  kubeconfig: ${ctx.paths.adminKubeconfig}`,
     '',
   ].join('\n');
 }
@@ -260,6 +265,16 @@ export function antreaCni(o: AntreaCniOptions): NodeCni & { readonly kind: 'antr
           ctx.nodeIP,
           '--log-format',
           'text',
+          ...(ctx.controller === undefined
+            ? []
+            : [
+                '--controller-url',
+                ctx.controller.url,
+                '--controller-ca',
+                ctx.controller.caFile,
+                '--controller-token-file',
+                ctx.controller.tokenFile,
+              ]),
         ],
         { logFile: f.log, env: { NODE_COMPILE_CACHE: ctx.paths.compileCache } },
       );

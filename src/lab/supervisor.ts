@@ -5,8 +5,10 @@
  * and CNI, records everything in the state file, and on SIGTERM stops it all and removes the lab's
  * namespaces. What a crash leaves behind, `antrea-lab down` removes (see teardown.ts).
  */
+import { randomBytes } from 'node:crypto';
 import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { loadKubeConfig, kubeListWatch } from '../common/k8s/client.ts';
 import { Informer } from '../common/k8s/informer.ts';
@@ -78,6 +80,8 @@ interface RunningNode {
 export class LabSupervisor implements Runnable {
   private readonly o: SupervisorOptions;
   private readonly paths: LabPaths;
+  /** How agents reach antrea-controller (set once it runs). */
+  private controllerConn: { url: string; caFile: string; api: ApiServer } | undefined;
   private readonly log: Logger;
   private readonly clock: Clock;
   private state: LabState;
@@ -159,6 +163,11 @@ export class LabSupervisor implements Runnable {
       if (this.o.controller !== undefined) {
         this.progress(`starting antrea-controller on ${topo.controllerAddress}`);
         controller = await this.startController(this.o.controller, api, client, topo, signal);
+        this.controllerConn = {
+          url: `https://${topo.control.hostIP}:${CONTROLLER_PORT}`,
+          caFile: await this.writeControllerCA(client, signal),
+          api,
+        };
       }
 
       const scheduler = new Scheduler(client, this.log);
@@ -238,6 +247,48 @@ export class LabSupervisor implements Runnable {
    * the antrea-controller ServiceAccount with Antrea's RBAC, listening only on the control address.
    * Resolves once its API accepts connections.
    */
+  /** Waits for ConfigMap antrea-ca (the controller publishes its CA there) and writes it to a file. */
+  private async writeControllerCA(client: KubeClient, signal: AbortSignal): Promise<string> {
+    const file = join(this.paths.controllerDir, 'ca.crt');
+    const deadline = this.clock.monotonic() + 60_000;
+    for (;;) {
+      const cm = await client
+        .get<{ data?: Record<string, string> }>({
+          apiVersion: 'v1',
+          resource: 'configmaps',
+          namespace: 'kube-system',
+          name: 'antrea-ca',
+        })
+        .catch(() => undefined);
+      const ca = cm?.data?.['ca.crt'];
+      if (ca !== undefined && ca !== '') {
+        writeFileSync(file, ca);
+        return file;
+      }
+      if (this.clock.monotonic() > deadline) throw new Error('antrea-controller published no CA (ConfigMap antrea-ca)');
+      await this.clock.sleep(200, signal);
+    }
+  }
+
+  /**
+   * An agent's connection to antrea-controller: a token of the antrea-agent ServiceAccount bound to
+   * its Node (as a Pod-bound projected token is, through the user extra the controller checks).
+   */
+  private agentConnection(
+    node: string,
+    c: { url: string; caFile: string; api: ApiServer },
+  ): { url: string; caFile: string; tokenFile: string } {
+    const token = randomBytes(24).toString('hex');
+    c.api.addStaticToken(token, {
+      name: 'system:serviceaccount:kube-system:antrea-agent',
+      groups: ['system:serviceaccounts', 'system:serviceaccounts:kube-system', 'system:authenticated'],
+      extra: { 'authentication.kubernetes.io/node-name': [node] },
+    });
+    const tokenFile = join(this.paths.controllerDir, `agent-token-${node}`);
+    writeFileSync(tokenFile, token, { mode: 0o600 });
+    return { url: c.url, caFile: c.caFile, tokenFile };
+  }
+
   private async startController(
     c: NonNullable<SupervisorOptions['controller']>,
     api: ApiServer,
@@ -384,6 +435,9 @@ export class LabSupervisor implements Runnable {
       podCIDR,
       nodeIP: spec.nodeIP,
       paths: this.paths,
+      ...(this.controllerConn === undefined
+        ? {}
+        : { controller: this.agentConnection(spec.name, this.controllerConn) }),
     };
     await this.o.cni.start(ctx, signal);
     Object.assign(state.pids, this.o.cni.pids?.(ctx) ?? {});

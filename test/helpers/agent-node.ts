@@ -28,6 +28,8 @@ export interface AgentNodeOptions {
   /** Extra antrea-agent.conf lines. */
   readonly extraConfig?: string;
   readonly podNetworkWaitTimeoutMs?: number;
+  /** Extra antrea-agent flags (e.g. --policy-file). */
+  readonly extraArgs?: readonly string[];
 }
 
 export interface PodRef {
@@ -95,6 +97,7 @@ export class AgentNode {
   private proc: ProcessHandle | undefined;
   private readonly t: Teardown;
   private starts = 0;
+  private readonly extraArgs: readonly string[];
 
   private constructor(t: Teardown, ns: string, ovs: OvsDaemons, dir: string, opts: AgentNodeOptions) {
     this.t = t;
@@ -110,6 +113,7 @@ export class AgentNode {
     this.stateDir = join(dir, 'state');
     this.binDir = join(dir, 'bin');
     this.confDir = join(dir, 'net.d');
+    this.extraArgs = opts.extraArgs ?? [];
   }
 
   /** Builds the Node (namespace, uplink, OVS, plugin, configuration); the agent is not started. */
@@ -186,6 +190,7 @@ export class AgentNode {
         this.nodeIP,
         '--log-level',
         'debug',
+        ...this.extraArgs,
       ],
       {
         logFile: this.logPath,

@@ -39,6 +39,11 @@ export interface ClusterOptions {
   readonly nodes: readonly ClusterNodeSpec[];
   /** Give the router routes to every Pod CIDR (an underlay that routes Pods, for noEncap across subnets). */
   readonly routerRoutesPods?: boolean;
+  /**
+   * Extra antrea-agent flags per Node, given the Node's name and the root namespace's address on
+   * the control link (where a server in the test process is reachable from the Nodes).
+   */
+  readonly agentArgs?: (node: { readonly name: string; readonly controlIP: string }) => readonly string[];
 }
 
 export interface ClusterPod {
@@ -152,6 +157,9 @@ export class Cluster {
           `  kubeconfig: ${kubeconfigPath}`,
           spec.extraConfig ?? '',
         ].join('\n'),
+        ...(opts.agentArgs === undefined
+          ? {}
+          : { extraArgs: opts.agentArgs({ name: `node-${index}`, controlIP: rootIp }) }),
       });
       const peer = `mnp${index}-${uniqueName('').slice(0, 6)}`;
       await ip(node.ns, 'link', 'set', 'uplink-peer', 'netns', router, 'name', peer);

@@ -33,6 +33,8 @@ t.test('antrea-agent.conf keeps every path in the lab and follows the traffic mo
       'trafficEncapMode: encap',
       'tunnelType: vxlan',
       'serviceCIDR: 10.96.0.0/16',
+      'clientConnection:',
+      '  kubeconfig: /tmp/alab-x/admin.kubeconfig',
       '',
     ].join('\n'),
   );

@@ -18,6 +18,13 @@ import { OpenFlowClient } from '../ovs/openflow/client.ts';
 import { BridgeClient } from './openflow/bridge.ts';
 import { CookieAllocator } from './openflow/cookie.ts';
 import { RealizedPipeline } from './openflow/framework.ts';
+import { NetworkPolicyFeature } from './openflow/network-policy.ts';
+import {
+  NetworkPolicyController,
+  type PolicyEventHandler,
+  type RealizationStatusSink,
+} from './networkpolicy/controller.ts';
+import type { PodFlowClient, PodFlowTarget } from './cniserver/server.ts';
 import { NodeFlowInstaller, PodConnectivityFeature, PodFlowInstaller } from './openflow/pod-connectivity.ts';
 import { NodeRouteController, runRouteSync } from './noderoute/controller.ts';
 import type { NodeSource } from './noderoute/node-source.ts';
@@ -72,6 +79,45 @@ export interface AgentOptions {
   readonly nodeSyncWaitMs?: number;
   /** Called once the Pod network is ready (tests and the lab wait on it). */
   readonly onReady?: (node: InitializedNode) => void;
+  /**
+   * Where this Node's NetworkPolicies come from (the controlplane watcher, a policy file): given the
+   * policy controller, returns what to run. Without one the agent enforces no policy (and says so).
+   */
+  readonly policySource?: (handler: PolicyEventHandler) => Runnable;
+  /** Where policy realization is reported (the controlplane StatusReporter). */
+  readonly policyStatus?: RealizationStatusSink;
+  /** Called with the policy controller once it exists (stats, antctl, tests). */
+  readonly onPolicyController?: (c: NetworkPolicyController) => void;
+}
+
+/**
+ * The CNI server's Pod flow client, with policy first: a new Pod's rules (isolation included) are
+ * realized before its forwarding flows exist, and its rules are updated after they are gone.
+ */
+class PolicyAwarePodFlows implements PodFlowClient {
+  private readonly inner: PodFlowClient;
+  private readonly policy: NetworkPolicyController;
+  private readonly store: InterfaceStore;
+
+  constructor(inner: PodFlowClient, policy: NetworkPolicyController, store: InterfaceStore) {
+    this.inner = inner;
+    this.policy = policy;
+    this.store = store;
+  }
+
+  async installPodFlows(iface: PodFlowTarget): Promise<void> {
+    await this.policy.podAdded(iface.container.podNamespace, iface.container.podName, iface.name, {
+      ofport: iface.ofport,
+      ips: iface.ips,
+    });
+    await this.inner.installPodFlows(iface);
+  }
+
+  async uninstallPodFlows(portName: string): Promise<void> {
+    const known = this.store.byName(portName)?.container;
+    await this.inner.uninstallPodFlows(portName);
+    if (known !== undefined) await this.policy.podRemoved(known.podNamespace, known.podName, portName);
+  }
 }
 
 export class Agent implements Runnable {
@@ -94,6 +140,7 @@ export class Agent implements Runnable {
     signal.addEventListener('abort', stop, { once: true });
     const tasks: Promise<void>[] = [];
     let openflow: OpenFlowClient | undefined;
+    let policyController: NetworkPolicyController | undefined;
     const cleanups: (() => void)[] = [];
     try {
       const bridge = new OvsdbBridge(ovsdb, config.ovsBridge, { logger: this.logger });
@@ -172,16 +219,28 @@ export class Agent implements Runnable {
             ...(nodePortAddresses === undefined ? {} : { nodePortAddresses }),
           })
         : undefined;
+      const npFeature = new NetworkPolicyFeature({ cookies, gatewayIPs: node.gatewayIPs });
       const ofBridge = new BridgeClient({
         client: ofClient,
-        pipeline: new RealizedPipeline(serviceFeature === undefined ? [feature] : [feature, serviceFeature]),
+        pipeline: new RealizedPipeline(
+          serviceFeature === undefined ? [feature, npFeature] : [feature, serviceFeature, npFeature],
+        ),
         cookies,
         logger: this.logger,
         clock,
       });
       tasks.push(ofClient.run(inner.signal));
       await ofBridge.ready(inner.signal);
-      server.setPodFlows(new PodFlowInstaller(ofBridge, feature));
+      const policy = new NetworkPolicyController({
+        sink: ofBridge,
+        feature: npFeature,
+        logger: this.logger,
+        clock,
+        ...(this.o.policyStatus === undefined ? {} : { status: this.o.policyStatus }),
+      });
+      policyController = policy;
+      this.o.onPolicyController?.(policy);
+      server.setPodFlows(new PolicyAwarePodFlows(new PodFlowInstaller(ofBridge, feature), policy, this.store));
       let proxyController: ProxyController | undefined;
       if (serviceFeature !== undefined) {
         const serviceNetwork = nodePortAddresses === undefined ? undefined : platform.serviceNetwork;
@@ -220,6 +279,24 @@ export class Agent implements Runnable {
       const report = await server.reconcile(node);
       this.logger.info('reconciled the previous run', { ...report });
       server.setStoreReady(node);
+      // Pod forwarding flows of this round only after the initial policies are realized (the
+      // previous round's flows keep enforcing meanwhile); CNI ADD waits for it too.
+      for (const i of this.store.list('container')) {
+        if (i.container !== undefined && i.ofport !== undefined) {
+          policy.pods.set(i.container.podNamespace, i.container.podName, i.name, { ofport: i.ofport, ips: i.ips });
+        }
+      }
+      if (this.o.policySource !== undefined) {
+        const source = this.o.policySource(policy);
+        tasks.push(source.run(inner.signal));
+      } else {
+        this.logger.warn('no NetworkPolicy source configured: no policy is enforced on this Node');
+        await policy.replace('networkpolicies', [], 'file');
+        await policy.replace('addressgroups', [], 'file');
+        await policy.replace('appliedtogroups', [], 'file');
+      }
+      await policy.waitInitialRealized(inner.signal);
+      this.logger.info('initial NetworkPolicies realized', { ...policy.summary() });
       const pods = await server.installStoredPodFlows();
 
       // Host rules (SNAT, Pod-address sets) and the routes and tunnel flows to the other Nodes.
@@ -285,6 +362,7 @@ export class Agent implements Runnable {
       if (!signal.aborted) throw err;
       this.logger.info('stopped during start-up', { reason: String(signal.reason) });
     } finally {
+      policyController?.close();
       signal.removeEventListener('abort', stop);
       for (const c of cleanups) c();
       inner.abort();

@@ -157,7 +157,13 @@ export class Initializer {
     const mtu = podMtu(config, transportMtu, ipv6Underlay);
     signal.throwIfAborted();
 
-    const info = await bridge.create({ datapathType: config.ovsDatapathType, protocols: BRIDGE_PROTOCOLS });
+    // fail_mode=secure: a restarted ovs-vswitchd forwards nothing until the agent has replayed its
+    // flows (standalone would start with a NORMAL flow and bypass every NetworkPolicy meanwhile).
+    const info = await bridge.create({
+      datapathType: config.ovsDatapathType,
+      protocols: BRIDGE_PROTOCOLS,
+      failMode: 'secure',
+    });
     const dpid = await bridge.waitForDatapathId();
     const kept = store.initialize(bridge.listPorts());
     this.logger.info('bridge ready', {

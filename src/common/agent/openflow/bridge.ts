@@ -165,6 +165,11 @@ export class BridgeClient {
     return dumpFlows(await this.connection(), table === undefined ? {} : { table });
   }
 
+  /** Flows as OVS has them, with counters, selected by table and cookie (flow stats multipart). */
+  async dumpFlowsFiltered(filter: { table?: number; cookie?: bigint; cookieMask?: bigint }): Promise<FlowStats[]> {
+    return dumpFlows(await this.connection(), filter);
+  }
+
   async packetOut(po: PacketOut): Promise<void> {
     await (await this.connection()).packetOut(po);
   }

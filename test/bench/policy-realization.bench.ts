@@ -1,0 +1,344 @@
+/**
+ * `npm run bench -- policy-realization [--peers N] [--rounds N] [--policies N]`
+ *
+ * On a real OVS (userspace datapath) with the agent's pipeline and NetworkPolicy controller in this
+ * process (test/helpers/policy-bridge.ts):
+ *
+ *  - `peers-N` (default 1,000): a policy selecting one local Pod with an ingress rule whose
+ *    AddressGroup holds N peers (TCP 80 and UDP 53), from the handler call that completes the set to
+ *    the bundle acknowledged by OVS: the whole agent path (rule cache, reconciler, flow store, bundle)
+ *    in flows/s, against installing the very same flows with the OpenFlow client directly (one
+ *    bundle on the same bridge) in the same run. `ratio` = ours / direct (< 1: the path's overhead).
+ *  - `peers-N-add-one`: one member added to that AddressGroup (a patch): latency of the incremental
+ *    update, against adding that one flow directly.
+ *  - `handler-to-probe-1node` (default 50 policies): time from the handler call that allows a peer of
+ *    an isolated Pod to the first answered probe (a fresh `ping -i 0.005` started before the call),
+ *    p50/p99; baseline: the same flows installed directly, seen by the same probe.
+ *
+ *  - `api-to-probe-1node` (skip with --no-api): from creating a NetworkPolicy in the embedded
+ *    Kubernetes API to the first answered probe, through the real antrea-controller and the
+ *    antrea-agent process (test/helpers/controlplane-node.ts); baseline: the agent's part alone.
+ *
+ * Not measured here: the 3-Node figure (probes on every Node) needs the lab (antrea-lab).
+ */
+import type {
+  AddressGroup,
+  AppliedToGroup,
+  GroupMember,
+  NetworkPolicy,
+} from '../../src/common/apis/controlplane/types.ts';
+import type { Flow } from '../../src/common/ovs/openflow/flow.ts';
+import { OpenFlowConnection } from '../../src/common/ovs/openflow/connection.ts';
+import { applyBundle, op } from '../../src/common/ovs/openflow/ops.ts';
+import { decodeCookie } from '../../src/common/agent/openflow/cookie.ts';
+import { ControlplaneNode, until } from '../helpers/controlplane-node.ts';
+import { launcher, runner, shortTempDir } from '../helpers/env.ts';
+import { Cleanup } from '../helpers/agent-node.ts';
+import { type LocalPod, PolicyBridge } from '../helpers/policy-bridge.ts';
+import { emit, percentile, round } from './lib.ts';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Test } from 'tap';
+
+const EMPTY = { addressGroups: [], ipBlocks: [] };
+
+function arg(args: string[], name: string, def: number): number {
+  const i = args.indexOf(`--${name}`);
+  if (i < 0) return def;
+  const v = Number(args[i + 1]);
+  if (!Number.isInteger(v) || v <= 0) throw new Error(`--${name}: expected a positive integer, got ${args[i + 1]}`);
+  return v;
+}
+
+function peers(n: number, offset = 0): GroupMember[] {
+  return Array.from({ length: n }, (_, i) => {
+    const k = i + offset;
+    return { pod: { namespace: 'peers', name: `p${k}` }, ips: [`10.30.${Math.floor(k / 250)}.${(k % 250) + 1}`] };
+  });
+}
+
+function ingressPolicy(
+  name: string,
+  ag: string,
+  atg: string,
+  services: NetworkPolicy['rules'][number]['services'],
+): NetworkPolicy {
+  return {
+    metadata: { name, uid: name, generation: 1 },
+    appliedToGroups: [atg],
+    rules: [
+      { direction: 'In', from: { ...EMPTY, addressGroups: [ag] }, to: EMPTY, services, priority: -1, action: 'Allow' },
+    ],
+  };
+}
+
+const group = (name: string, members: GroupMember[]): AddressGroup & AppliedToGroup => ({
+  metadata: { name },
+  groupMembers: members,
+});
+
+async function setAll(
+  pb: PolicyBridge,
+  nps: NetworkPolicy[],
+  ags: AddressGroup[],
+  atgs: AppliedToGroup[],
+): Promise<void> {
+  await pb.controller.replace('networkpolicies', nps, 'controller');
+  await pb.controller.replace('addressgroups', ags, 'controller');
+  await pb.controller.replace('appliedtogroups', atgs, 'controller');
+}
+
+function npFlows(pb: PolicyBridge): Flow[] {
+  return pb.bridge
+    .recordedFlows()
+    .filter(
+      (f) =>
+        decodeCookie(f.cookie).category === 2 && !/priority=210|IngressSecurity/.test(f.toString()) && f.priority !== 0,
+    );
+}
+
+/** Time from `action` to the first reply of a ping started before it (ms), or NaN after 5 s. */
+async function probeLatency(
+  from: Pick<LocalPod, 'ns'>,
+  to: Pick<LocalPod, 'ip'>,
+  dir: string,
+  action: () => Promise<void>,
+): Promise<number> {
+  const log = join(dir, `ping-${Math.random().toString(36).slice(2)}.log`);
+  const p = await launcher.launch(
+    'ip',
+    ['netns', 'exec', from.ns, 'ping', '-D', '-n', '-i', '0.005', '-W', '1', to.ip],
+    { logFile: log },
+  );
+  try {
+    await new Promise((r) => setTimeout(r, 60));
+    if (/bytes from/.test(readFileSync(log, 'utf8'))) throw new Error('the probe got through before the change');
+    const t0 = Date.now();
+    await action();
+    for (let i = 0; i < 500; i++) {
+      const m = /\[(\d+\.\d+)\] \d+ bytes from/.exec(readFileSync(log, 'utf8'));
+      if (m !== null) return Math.max(0, Number(m[1]) * 1000 - t0);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return Number.NaN;
+  } finally {
+    if (p.running()) process.kill(p.pid, 'SIGKILL');
+    await p.exited;
+  }
+}
+
+export async function run(args: string[]): Promise<void> {
+  const nPeers = arg(args, 'peers', 1000);
+  const rounds = arg(args, 'rounds', 5);
+  const nPolicies = arg(args, 'policies', 50);
+  const handlerP50 = await inProcess(nPeers, rounds, nPolicies);
+  if (!args.includes('--no-api')) await apiToProbe(nPolicies, handlerP50);
+}
+
+/** The in-process cases; returns the handler-to-probe p50. */
+async function inProcess(nPeers: number, rounds: number, nPolicies: number): Promise<number> {
+  const cleanup = new Cleanup();
+  try {
+    const pb = await PolicyBridge.create(cleanup);
+    const server = await pb.addPod('server');
+    const client = await pb.addPod('client');
+    const services = [
+      { protocol: 'TCP' as const, port: 80 },
+      { protocol: 'UDP' as const, port: 53 },
+    ];
+    const pol = ingressPolicy('big', 'ag', 'atg', services);
+    const atg = group('atg', [{ pod: { namespace: 'x', name: 'server' } }]);
+    const conn = await OpenFlowConnection.connect({ endpoint: pb.endpoint, requestTimeoutMs: 120_000 });
+    cleanup.teardown(() => conn.close());
+
+    // ---- peers-N: the whole path vs the same flows installed directly ----------------------------
+    const ours: number[] = [];
+    const direct: number[] = [];
+    let flows: Flow[] = [];
+    await setAll(pb, [], [], []);
+    for (let r = 0; r < rounds; r++) {
+      await setAll(pb, [], [], [atg]);
+      await pb.controller.replace('addressgroups', [group('ag', peers(nPeers))], 'controller');
+      const t0 = performance.now();
+      await pb.controller.replace('networkpolicies', [pol], 'controller');
+      ours.push(performance.now() - t0);
+      flows = npFlows(pb);
+      await pb.controller.replace('networkpolicies', [], 'controller');
+      const t1 = performance.now();
+      await applyBundle(
+        conn,
+        flows.map((f) => op.addFlow(f)),
+      );
+      direct.push(performance.now() - t1);
+      await applyBundle(
+        conn,
+        flows.map((f) => op.deleteFlow(f)),
+      );
+    }
+    const best = (xs: number[]): number => Math.min(...xs);
+    const oursFps = (flows.length / best(ours)) * 1000;
+    const directFps = (flows.length / best(direct)) * 1000;
+    emit({
+      bench: 'policy-realization',
+      case: `peers-${nPeers}`,
+      flows: flows.length,
+      realize_ms: round(best(ours)),
+      flows_per_s: round(oursFps, 0),
+      baseline: {
+        what: 'the same flows in one bundle with the OpenFlow client',
+        install_ms: round(best(direct)),
+        flows_per_s: round(directFps, 0),
+      },
+      ratio: round(oursFps / directFps, 3),
+    });
+
+    // ---- peers-N-add-one: an AddressGroup patch --------------------------------------------------
+    await pb.controller.replace('networkpolicies', [pol], 'controller');
+    const patchMs: number[] = [];
+    const oneMs: number[] = [];
+    for (let r = 0; r < 20; r++) {
+      const m = peers(1, nPeers + r)[0]!;
+      const t0 = performance.now();
+      await pb.controller.event({
+        resource: 'addressgroups',
+        type: 'MODIFIED',
+        object: { metadata: { name: 'ag' }, addedGroupMembers: [m], removedGroupMembers: [] },
+      });
+      patchMs.push(performance.now() - t0);
+      const f = pb.bridge.recordedFlows().find((x) => x.toString().includes(`nw_src=${m.ips?.[0] ?? ''} `));
+      if (f === undefined) throw new Error('the added member has no flow');
+      await pb.controller.event({
+        resource: 'addressgroups',
+        type: 'MODIFIED',
+        object: { metadata: { name: 'ag' }, addedGroupMembers: [], removedGroupMembers: [m] },
+      });
+      const t1 = performance.now();
+      await applyBundle(conn, [op.addFlow(f)]);
+      oneMs.push(performance.now() - t1);
+      await applyBundle(conn, [op.deleteFlow(f)]);
+    }
+    emit({
+      bench: 'policy-realization',
+      case: `peers-${nPeers}-add-one`,
+      p50_ms: round(percentile(patchMs, 50), 3),
+      p99_ms: round(percentile(patchMs, 99), 3),
+      baseline: { what: 'the one flow added directly', p50_ms: round(percentile(oneMs, 50), 3) },
+      ratio: round(percentile(oneMs, 50) / percentile(patchMs, 50), 3),
+    });
+    await setAll(pb, [], [], []);
+
+    // ---- handler-to-probe-1node ------------------------------------------------------------------
+    const dir = shortTempDir(cleanup as unknown as Test, 'pr');
+    const isolate: NetworkPolicy = {
+      metadata: { name: 'isolate', uid: 'isolate', generation: 1 },
+      appliedToGroups: ['atg'],
+      rules: [{ direction: 'In', from: EMPTY, to: EMPTY, services: [], priority: 0 }],
+    };
+    const latOurs: number[] = [];
+    const latDirect: number[] = [];
+    for (let i = 0; i < nPolicies; i++) {
+      const allow = ingressPolicy(`allow-${i}`, `ag-${i}`, 'atg', [{ protocol: 'ICMP' }]);
+      const ag = group(`ag-${i}`, [{ pod: { namespace: 'x', name: 'client' }, ips: [client.ip] }]);
+      await setAll(pb, [isolate], [ag], [atg]);
+      latOurs.push(
+        await probeLatency(client, server, dir, async () => {
+          await pb.controller.event({ resource: 'networkpolicies', type: 'ADDED', object: allow });
+        }),
+      );
+      // The same flows, installed directly, seen by the same probe.
+      const allowFlows = pb.bridge.recordedFlows().filter((f) => /conjunction|conj_id|ct_label=/.test(f.toString()));
+      await pb.controller.event({ resource: 'networkpolicies', type: 'DELETED', object: allow });
+      latDirect.push(
+        await probeLatency(client, server, dir, async () => {
+          await applyBundle(
+            conn,
+            allowFlows.map((f) => op.addFlow(f)),
+          );
+        }),
+      );
+      await applyBundle(
+        conn,
+        allowFlows.map((f) => op.deleteFlow(f)),
+      );
+    }
+    const ok = latOurs.filter((x) => !Number.isNaN(x));
+    const okD = latDirect.filter((x) => !Number.isNaN(x));
+    emit({
+      bench: 'policy-realization',
+      case: 'handler-to-probe-1node',
+      policies: nPolicies,
+      failed: nPolicies - ok.length,
+      p50_ms: round(percentile(ok, 50), 2),
+      p99_ms: round(percentile(ok, 99), 2),
+      baseline: {
+        what: 'the same flows installed directly, same probe',
+        p50_ms: round(percentile(okD, 50), 2),
+        p99_ms: round(percentile(okD, 99), 2),
+      },
+      ratio: round(percentile(okD, 50) / percentile(ok, 50), 3),
+    });
+    return percentile(ok, 50);
+  } finally {
+    await cleanup.run();
+  }
+}
+
+/**
+ * `api-to-probe-1node`: from creating a NetworkPolicy in the Kubernetes API to the first answered
+ * probe, through antrea-controller (informers, computation, watch) and the antrea-agent process
+ * (watch, realization) on one Node. Baseline: the agent's part alone (handler-to-probe, same run).
+ */
+async function apiToProbe(nPolicies: number, handlerP50: number): Promise<void> {
+  const cleanup = new Cleanup();
+  try {
+    const cp = await ControlplaneNode.create(cleanup, '10.10.31.0/24');
+    cp.namespace('x');
+    await cp.node.start();
+    const server = await cp.addPod('x', 'server', { app: 'server' });
+    const client = await cp.addPod('x', 'client', { app: 'client' });
+    const npType = cp.type('networkpolicies', 'networking.k8s.io');
+    const reg = cp.api.registry;
+    reg.create(npType, 'x', {
+      metadata: { name: 'isolate', namespace: 'x' },
+      spec: { podSelector: { matchLabels: { app: 'server' } }, policyTypes: ['Ingress'] },
+    });
+    const ping = async (): Promise<boolean> =>
+      (
+        await runner.run('ip', ['netns', 'exec', client.ns, 'ping', '-c1', '-W', '0.3', '-q', server.ip], {
+          okExitCodes: [1],
+        })
+      ).exitCode === 0;
+    await until('the isolation', async () => !(await ping()));
+    const lat: number[] = [];
+    for (let i = 0; i < nPolicies; i++) {
+      lat.push(
+        await probeLatency(client, server, cp.dir, () => {
+          reg.create(npType, 'x', {
+            metadata: { name: `allow-${i}`, namespace: 'x' },
+            spec: {
+              podSelector: { matchLabels: { app: 'server' } },
+              policyTypes: ['Ingress'],
+              ingress: [{ from: [{ podSelector: { matchLabels: { app: 'client' } } }] }],
+            },
+          });
+          return Promise.resolve();
+        }),
+      );
+      reg.delete(npType, 'x', `allow-${i}`);
+      await until('the allow policy to be gone', async () => !(await ping()));
+    }
+    const ok = lat.filter((x) => !Number.isNaN(x));
+    emit({
+      bench: 'policy-realization',
+      case: 'api-to-probe-1node',
+      policies: nPolicies,
+      failed: nPolicies - ok.length,
+      p50_ms: round(percentile(ok, 50), 2),
+      p99_ms: round(percentile(ok, 99), 2),
+      baseline: { what: "the agent's part alone (handler-to-probe-1node)", p50_ms: round(handlerP50, 2) },
+      ratio: round(handlerP50 / percentile(ok, 50), 3),
+    });
+  } finally {
+    await cleanup.run();
+  }
+}

@@ -33,6 +33,11 @@ export interface NodeCniContext {
   /** The Node's InternalIP (on its uplink). */
   readonly nodeIP: string;
   readonly paths: LabPaths;
+  /**
+   * A kubeconfig for the lab's API server (as the Node's antrea-agent ServiceAccount), reachable from
+   * inside the Node's namespace over the control subnet; absent when the lab has no RBAC for it.
+   */
+  readonly kubeconfig?: string;
 }
 
 export interface NodeCni {
@@ -158,6 +163,10 @@ export function antreaAgentConfig(ctx: NodeCniContext, encap: LabEncap, serviceC
     `trafficEncapMode: ${t.trafficEncapMode}`,
     `tunnelType: ${t.tunnelType}`,
     `serviceCIDR: ${serviceCIDR}`,
+    // With the API server, the agent routes to the other Nodes and runs AntreaProxy (NodePort too).
+    ...(ctx.kubeconfig === undefined
+      ? []
+      : ['clientConnection:', `  kubeconfig: ${ctx.kubeconfig}`, 'antreaProxy:', '  proxyAll: true']),
     '',
   ].join('\n');
 }

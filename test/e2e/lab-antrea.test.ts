@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { cidrHas, parseCIDR, parseIP } from '../../src/common/util/ipaddr.ts';
 import { podRecords, probePods } from '../../src/lab/control.ts';
 import { ensureModel, MODEL_KEYS } from '../../src/lab/model.ts';
-import { isConnected, probeMatrix, renderMatrix } from '../../src/lab/probe.ts';
+import { isConnected, probeMatrixSettled, renderMatrix } from '../../src/lab/probe.ts';
 import { processesInNetns } from '../../src/lab/processes.ts';
 import { readState } from '../../src/lab/state.ts';
 import { integrationSkipReason, runner } from '../helpers/env.ts';
@@ -77,21 +77,9 @@ t.test('a 2-Node lab on antrea-agent', async (t) => {
   const crossNode = MODEL_KEYS.flatMap((f) => MODEL_KEYS.filter((to) => nodeOf.get(f) !== nodeOf.get(to))).length;
   t.ok(crossNode > 0, `the model spreads over both Nodes (${crossNode} cross-Node pairs)`);
   for (const protocol of ['TCP', 'UDP'] as const) {
-    // The first packets of a new pair take the userspace datapath's slow path: a pair that missed
-    // a 1 s probe is probed again (as upstream's probes retry), at most 3 times.
-    const first = await probeMatrix(pods, 80, protocol);
-    const cells = new Map([...first.cells].map(([f, row]) => [f, new Map(row)]));
-    const missed = (): Set<string> =>
-      new Set(
-        MODEL_KEYS.flatMap((f) =>
-          MODEL_KEYS.filter((to) => !isConnected(cells.get(f)?.get(to)?.outcome ?? 'error')).map((to) => `${f}>${to}`),
-        ),
-      );
-    for (let round = 0, left = missed(); round < 3 && left.size > 0; round++, left = missed()) {
-      const again = await probeMatrix(pods, 80, protocol, { pairs: (f, to) => left.has(`${f}>${to}`) });
-      for (const [f, row] of again.cells) for (const [to, r] of row) cells.get(f)?.set(to, r);
-    }
-    const m = { ...first, cells };
+    // A pair that missed a 1 s probe (a fresh Pod's first packets take the userspace datapath's
+    // slow path) is probed again, at most 3 times, as upstream's probes retry.
+    const m = await probeMatrixSettled(pods, 80, protocol);
     t.comment(`${protocol}/80 on antrea\n${renderMatrix(m).join('\n')}`);
     const wrong = MODEL_KEYS.flatMap((f) =>
       MODEL_KEYS.filter((to) => !isConnected(m.cells.get(f)?.get(to)?.outcome ?? 'error')).map(

@@ -35,6 +35,11 @@ export interface NodeCniContext {
   readonly paths: LabPaths;
   /** antrea-controller, when the lab runs one: where it listens, its CA bundle and this Node's agent token. */
   readonly controller?: { readonly url: string; readonly caFile: string; readonly tokenFile: string };
+  /**
+   * A kubeconfig for the lab's API server (as the Node's antrea-agent ServiceAccount), reachable from
+   * inside the Node's namespace over the control subnet; absent when the lab has no RBAC for it.
+   */
+  readonly kubeconfig?: string;
 }
 
 export interface NodeCni {
@@ -160,9 +165,10 @@ export function antreaAgentConfig(ctx: NodeCniContext, encap: LabEncap, serviceC
     `trafficEncapMode: ${t.trafficEncapMode}`,
     `tunnelType: ${t.tunnelType}`,
     `serviceCIDR: ${serviceCIDR}`,
-    // The agent watches Nodes (routes and tunnels to the other Nodes) and Services through the lab's API server.
-    'clientConnection:',
-    `  kubeconfig: ${ctx.paths.adminKubeconfig}`,
+    // With the API server, the agent routes to the other Nodes and runs AntreaProxy (NodePort too).
+    ...(ctx.kubeconfig === undefined
+      ? []
+      : ['clientConnection:', `  kubeconfig: ${ctx.kubeconfig}`, 'antreaProxy:', '  proxyAll: true']),
     '',
   ].join('\n');
 }

@@ -179,6 +179,33 @@ export async function probeMatrix(
 }
 
 /** One character per outcome: `.` connected, `X` timeout (drop), `R` refused/unreachable (reject), `E` error, `-` not probed, `S` unsupported. */
+/**
+ * {@link probeMatrix}, then the pairs that did not connect probed again, up to `rounds` times
+ * (default 3), their new results replacing the old: for a network expected to connect everything,
+ * where a fresh Pod's first packets may miss one short probe.
+ */
+export async function probeMatrixSettled(
+  pods: readonly ProbePod[],
+  port: number,
+  protocol: ProbeProtocol,
+  o: { timeoutMs?: number; rounds?: number } = {},
+): Promise<Matrix> {
+  const timeout = o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs };
+  const first = await probeMatrix(pods, port, protocol, timeout);
+  const cells = new Map([...first.cells].map(([f, row]) => [f, new Map(row)]));
+  for (let round = 0; round < (o.rounds ?? 3); round++) {
+    const missed = new Set(
+      first.pods.flatMap((f) =>
+        first.pods.filter((t) => !isConnected(cells.get(f)?.get(t)?.outcome ?? 'error')).map((t) => `${f}>${t}`),
+      ),
+    );
+    if (missed.size === 0) break;
+    const again = await probeMatrix(pods, port, protocol, { ...timeout, pairs: (f, t) => missed.has(`${f}>${t}`) });
+    for (const [f, row] of again.cells) for (const [t, r] of row) cells.get(f)?.set(t, r);
+  }
+  return { ...first, cells };
+}
+
 export function outcomeMark(r: ProbeResult | undefined): string {
   if (r === undefined) return '-';
   switch (r.outcome) {

@@ -98,6 +98,10 @@ export class LabPaths {
     return join(this.dataDir, 'nodes', node);
   }
   /** Short on purpose (socket paths). */
+  /** The kubeconfig of a Node's antrea-agent (the antrea-agent ServiceAccount, a token bound to the Node). */
+  agentKubeconfig(node: string): string {
+    return join(this.nodeDir(node), 'agent-kubeconfig');
+  }
   ovsRunDir(node: string): string {
     return join(this.nodeDir(node), 'ovs');
   }

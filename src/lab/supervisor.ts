@@ -161,8 +161,9 @@ export class LabSupervisor implements Runnable {
       const kc = loadKubeConfig(this.paths.adminKubeconfig);
       check();
       if (this.o.controller !== undefined) {
+        await this.applyRbac(this.o.controller.rbacManifest, client);
         this.progress(`starting antrea-controller on ${topo.controllerAddress}`);
-        controller = await this.startController(this.o.controller, api, client, topo, signal);
+        controller = await this.startController(this.o.controller, api, topo, signal);
         this.controllerConn = {
           url: `https://${topo.control.hostIP}:${CONTROLLER_PORT}`,
           caFile: await this.writeControllerCA(client, signal),
@@ -194,7 +195,9 @@ export class LabSupervisor implements Runnable {
         `starting ${topo.nodes.length} Node(s): namespace, Open vSwitch (userspace datapath), ${this.o.cni.kind} CNI`,
       );
       const started = await Promise.allSettled(
-        topo.nodes.map((spec) => this.startNode(spec, topo as LabTopology, fabric, client as KubeClient, signal)),
+        topo.nodes.map((spec) =>
+          this.startNode(spec, topo as LabTopology, fabric, client as KubeClient, api as ApiServer, signal),
+        ),
       );
       for (const r of started) if (r.status === 'fulfilled') nodes.push(r.value);
       const failed = started.find((r) => r.status === 'rejected');
@@ -242,11 +245,6 @@ export class LabSupervisor implements Runnable {
     }
   }
 
-  /**
-   * Runs antrea-controller as its own child process (so it can be stopped and restarted alone), as
-   * the antrea-controller ServiceAccount with Antrea's RBAC, listening only on the control address.
-   * Resolves once its API accepts connections.
-   */
   /** Waits for ConfigMap antrea-ca (the controller publishes its CA there) and writes it to a file. */
   private async writeControllerCA(client: KubeClient, signal: AbortSignal): Promise<string> {
     const file = join(this.paths.controllerDir, 'ca.crt');
@@ -289,14 +287,9 @@ export class LabSupervisor implements Runnable {
     return { url: c.url, caFile: c.caFile, tokenFile };
   }
 
-  private async startController(
-    c: NonNullable<SupervisorOptions['controller']>,
-    api: ApiServer,
-    client: KubeClient,
-    topo: LabTopology,
-    signal: AbortSignal,
-  ): Promise<ProcessHandle> {
-    for (const doc of parseAllDocuments(readFileSync(c.rbacManifest, 'utf8'))) {
+  /** Creates the ServiceAccounts, ClusterRoles and bindings of Antrea's RBAC manifest (idempotent). */
+  private async applyRbac(manifest: string, client: KubeClient): Promise<void> {
+    for (const doc of parseAllDocuments(readFileSync(manifest, 'utf8'))) {
       const obj = doc.toJS() as KubeObject & { apiVersion?: string; kind?: string };
       const resource = RBAC_RESOURCES[obj.kind ?? ''];
       if (resource === undefined || obj.apiVersion === undefined) continue;
@@ -310,6 +303,19 @@ export class LabSupervisor implements Runnable {
         obj,
       );
     }
+  }
+
+  /**
+   * Runs antrea-controller as its own child process (so it can be stopped and restarted alone), as
+   * the antrea-controller ServiceAccount with Antrea's RBAC, listening only on the control address.
+   * Resolves once its API accepts connections.
+   */
+  private async startController(
+    c: NonNullable<SupervisorOptions['controller']>,
+    api: ApiServer,
+    topo: LabTopology,
+    signal: AbortSignal,
+  ): Promise<ProcessHandle> {
     mkdirSync(this.paths.controllerDir, { recursive: true });
     api.writeKubeconfig(this.paths.controllerKubeconfig, {
       token: api.issueToken('kube-system', 'antrea-controller', { expirationSeconds: 365 * 24 * 3600 }),
@@ -367,6 +373,7 @@ export class LabSupervisor implements Runnable {
     topo: LabTopology,
     fabric: LabFabric,
     client: KubeClient,
+    api: ApiServer,
     signal: AbortSignal,
   ): Promise<RunningNode> {
     await fabric.addNode(topo, spec);
@@ -429,6 +436,7 @@ export class LabSupervisor implements Runnable {
       ).spec?.podCIDR;
     }
     state.podCIDR = podCIDR;
+    const kubeconfig = this.writeAgentKubeconfig(spec.name, api);
     const ctx: NodeCniContext = {
       nodeName: spec.name,
       netns: spec.netns,
@@ -438,12 +446,29 @@ export class LabSupervisor implements Runnable {
       ...(this.controllerConn === undefined
         ? {}
         : { controller: this.agentConnection(spec.name, this.controllerConn) }),
+      ...(kubeconfig === undefined ? {} : { kubeconfig }),
     };
     await this.o.cni.start(ctx, signal);
     Object.assign(state.pids, this.o.cni.pids?.(ctx) ?? {});
     await kubelet.reportNodeStatus();
     this.progress(`  ${spec.name}: ${spec.nodeIP}, Pod CIDR ${podCIDR}, namespace ${spec.netns}`);
     return { spec, ovs, kubelet, ctx, state };
+  }
+
+  /**
+   * Writes the kubeconfig of a Node's antrea-agent: the antrea-agent ServiceAccount with a token bound
+   * to the Node (its name in the user's extra, as the controller's Node binding expects), for the API
+   * server on the control address, which the Node's namespace reaches over ctl0. Undefined when the
+   * lab applied no RBAC (no controller), so the agent has no account.
+   */
+  private writeAgentKubeconfig(node: string, api: ApiServer): string | undefined {
+    if (this.o.controller === undefined) return undefined;
+    const path = this.paths.agentKubeconfig(node);
+    api.writeKubeconfig(path, {
+      token: api.issueToken('kube-system', 'antrea-agent', { expirationSeconds: 365 * 24 * 3600, boundNode: node }),
+      user: `antrea-agent-${node}`,
+    });
+    return path;
   }
 
   private async waitNodesReady(informer: Informer<KubeObject>, count: number, signal: AbortSignal): Promise<void> {

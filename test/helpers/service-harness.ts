@@ -103,21 +103,29 @@ export class ServiceHarness {
   }
 
   /** Opens `n` connections one after the other from `netns` (a Pod path or a namespace name). */
-  async connect(
-    netns: string,
-    host: string,
-    port: number,
-    n: number,
-    timeoutMs = 3000,
-  ): Promise<Record<string, number>> {
-    const name = netns.replace(/^\/run\/netns\//, '');
-    const out = await runner.run(
-      'ip',
-      ['netns', 'exec', name, process.execPath, '-e', CLIENT, host, String(port), String(n), String(timeoutMs)],
-      { timeoutMs: 120_000 },
-    );
-    return JSON.parse(out.stdout.trim()) as Record<string, number>;
+  connect(netns: string, host: string, port: number, n: number, timeoutMs = 3000): Promise<Record<string, number>> {
+    return connectMany(netns, host, port, n, timeoutMs);
   }
+}
+
+/**
+ * Opens `n` TCP connections one after the other from `netns` (a namespace path or name) to
+ * host:port and counts the answers (a server's first line; `timeout` or an error code otherwise).
+ */
+export async function connectMany(
+  netns: string,
+  host: string,
+  port: number,
+  n: number,
+  timeoutMs = 3000,
+): Promise<Record<string, number>> {
+  const name = netns.replace(/^\/run\/netns\//, '');
+  const out = await runner.run(
+    'ip',
+    ['netns', 'exec', name, process.execPath, '-e', CLIENT, host, String(port), String(n), String(timeoutMs)],
+    { timeoutMs: 120_000 },
+  );
+  return JSON.parse(out.stdout.trim()) as Record<string, number>;
 }
 
 /** Starts a long-running process, waits for its "listening" line, kills it at teardown. */

@@ -64,6 +64,29 @@ t.test('tokens bound to a Pod carry its name and stop working when it is gone', 
   t.notOk(c.tokens.review(token).ok);
 });
 
+t.test('tokens bound to a Node carry its name and uid and stop working when it is gone', async (t) => {
+  const c = await testCore(t);
+  const sa = c.registry.create(c.type('', 'serviceaccounts'), 'default', { metadata: { name: 'agent' } });
+  const node = c.registry.create(c.type('', 'nodes'), undefined, { metadata: { name: 'n1' } });
+  const { token } = c.tokens.issue(
+    { namespace: 'default', name: 'agent', uid: sa.obj.metadata.uid ?? '' },
+    { boundNode: { name: 'n1', uid: node.obj.metadata.uid ?? '' } },
+  );
+  t.match(c.tokens.review(token), {
+    ok: true,
+    user: {
+      extra: {
+        'authentication.kubernetes.io/node-name': ['n1'],
+        'authentication.kubernetes.io/node-uid': [node.obj.metadata.uid],
+      },
+    },
+  });
+  c.registry.delete(c.type('', 'nodes'), undefined, 'n1', { gracePeriodSeconds: 0 });
+  t.match(c.tokens.review(token), { ok: false, error: /nodes "n1" not found/ });
+  c.registry.create(c.type('', 'nodes'), undefined, { metadata: { name: 'n1' } });
+  t.match(c.tokens.review(token), { ok: false, error: /Node UID/ }, 'a recreated Node has another uid');
+});
+
 function applyManifest(c: Awaited<ReturnType<typeof testCore>>, file: string): void {
   for (const doc of parseAllDocuments(readFileSync(file, 'utf8'))) {
     const obj = doc.toJS() as unknown;

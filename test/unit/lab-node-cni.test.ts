@@ -33,13 +33,16 @@ t.test('antrea-agent.conf keeps every path in the lab and follows the traffic mo
       'trafficEncapMode: encap',
       'tunnelType: vxlan',
       'serviceCIDR: 10.96.0.0/16',
-      'clientConnection:',
-      '  kubeconfig: /tmp/alab-x/admin.kubeconfig',
       '',
     ].join('\n'),
   );
   t.match(antreaAgentConfig(ctx, 'noencap', '10.96.0.0/16'), /trafficEncapMode: noEncap\n/);
   t.match(antreaAgentConfig(ctx, 'hybrid', '10.96.0.0/16'), /trafficEncapMode: hybrid\ntunnelType: geneve\n/);
+  t.match(
+    antreaAgentConfig({ ...ctx, kubeconfig: '/tmp/alab-x/nodes/node-2/agent-kubeconfig' }, 'geneve', '10.96.0.0/16'),
+    /\nclientConnection:\n {2}kubeconfig: \/tmp\/alab-x\/nodes\/node-2\/agent-kubeconfig\nantreaProxy:\n {2}proxyAll: true\n$/,
+    'with the API server: the kubeconfig and AntreaProxy for NodePort too',
+  );
   // The longest data directory (60 characters) and Node name still give a usable socket path.
   const long = agentFiles(new LabPaths(`/${'d'.repeat(59)}`), 'node-16');
   t.ok(Buffer.byteLength(long.socket) < 107, `${long.socket.length} bytes`);

@@ -34,6 +34,8 @@ export interface TokenIssueOptions {
   readonly audiences?: readonly string[];
   readonly expirationSeconds?: number;
   readonly boundPod?: { readonly name: string; readonly uid: string; readonly nodeName?: string };
+  /** A token bound to a Node object (Kubernetes 1.31+ ServiceAccountTokenNodeBinding); not with boundPod. */
+  readonly boundNode?: { readonly name: string; readonly uid: string };
 }
 
 export type TokenCheck = { ok: true; user: UserInfo; audiences: string[] } | { ok: false; error: string };
@@ -95,6 +97,8 @@ export class TokenAuthority {
     if (o.boundPod !== undefined) {
       k8s['pod'] = { name: o.boundPod.name, uid: o.boundPod.uid };
       if (o.boundPod.nodeName !== undefined) k8s['node'] = { name: o.boundPod.nodeName };
+    } else if (o.boundNode !== undefined) {
+      k8s['node'] = { name: o.boundNode.name, uid: o.boundNode.uid };
     }
     const payload = {
       aud: o.audiences !== undefined && o.audiences.length > 0 ? [...o.audiences] : [...this.audiences],
@@ -180,7 +184,18 @@ export class TokenAuthority {
       extra['authentication.kubernetes.io/pod-uid'] = [scalarString(pod['uid'])];
     }
     const node = k8s['node'];
-    if (isObject(node)) extra['authentication.kubernetes.io/node-name'] = [scalarString(node['name'])];
+    if (isObject(node)) {
+      const nodeName = scalarString(node['name']);
+      // A Node-bound token (not one bound to a Pod on the Node) dies with its Node.
+      if (!isObject(pod) && node['uid'] !== undefined) {
+        const live = this.store.get('/nodes', nodeName);
+        if (live === undefined) return { ok: false, error: `invalid bearer token, nodes "${nodeName}" not found` };
+        if (live.obj.metadata.uid !== node['uid'])
+          return { ok: false, error: 'invalid bearer token, the Node UID does not match' };
+        extra['authentication.kubernetes.io/node-uid'] = [scalarString(node['uid'])];
+      }
+      extra['authentication.kubernetes.io/node-name'] = [nodeName];
+    }
     return {
       ok: true,
       audiences: matched,

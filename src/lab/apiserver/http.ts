@@ -750,7 +750,7 @@ export class ApiHandler {
     res.on('close', () => w.detach());
   }
 
-  /** TokenRequest: a token for a ServiceAccount, optionally bound to a Pod. */
+  /** TokenRequest: a token for a ServiceAccount, optionally bound to a Pod or (1.31+) a Node. */
   private tokenRequest(namespace: string, name: string, body: unknown): JsonObject {
     const reg = this.d.registry;
     const sa = reg.find('/serviceaccounts', `${namespace}/${name}`);
@@ -768,33 +768,45 @@ export class ApiHandler {
       : [];
     const ref = isObject(spec['boundObjectRef']) ? spec['boundObjectRef'] : undefined;
     let boundPod: { name: string; uid: string; nodeName?: string } | undefined;
+    let boundNode: { name: string; uid: string } | undefined;
     if (ref !== undefined) {
-      if (ref['kind'] !== 'Pod') {
+      if (ref['kind'] !== 'Pod' && ref['kind'] !== 'Node') {
         throw invalid('TokenRequest', 'authentication.k8s.io', name, [
-          fieldErr.notSupported('spec.boundObjectRef.kind', ref['kind'], ['Pod']),
+          fieldErr.notSupported('spec.boundObjectRef.kind', ref['kind'], ['Pod', 'Node']),
         ]);
       }
-      const podName = scalarString(ref['name']);
-      const pod = reg.find('/pods', `${namespace}/${podName}`);
-      if (pod === undefined) throw notFound({ group: '', resource: 'pods' }, podName);
+      const kind = ref['kind'];
+      const objName = scalarString(ref['name']);
+      const obj = kind === 'Pod' ? reg.find('/pods', `${namespace}/${objName}`) : reg.find('/nodes', objName);
+      const resource = kind === 'Pod' ? 'pods' : 'nodes';
+      if (obj === undefined) throw notFound({ group: '', resource }, objName);
       const uid = scalarString(ref['uid']);
-      if (uid !== '' && uid !== pod.obj.metadata.uid) {
+      if (uid !== '' && uid !== obj.obj.metadata.uid) {
         throw conflict(
-          { group: '', resource: 'pods' },
-          podName,
+          { group: '', resource },
+          objName,
           `the UID in the bound object reference (${uid}) does not match the UID in record. The object might have been deleted and then recreated`,
         );
       }
-      const nodeName = getPath(pod.obj, ['spec', 'nodeName']);
-      boundPod = {
-        name: podName,
-        uid: pod.obj.metadata.uid ?? '',
-        ...(typeof nodeName === 'string' && nodeName !== '' ? { nodeName } : {}),
-      };
+      if (kind === 'Node') {
+        boundNode = { name: objName, uid: obj.obj.metadata.uid ?? '' };
+      } else {
+        const nodeName = getPath(obj.obj, ['spec', 'nodeName']);
+        boundPod = {
+          name: objName,
+          uid: obj.obj.metadata.uid ?? '',
+          ...(typeof nodeName === 'string' && nodeName !== '' ? { nodeName } : {}),
+        };
+      }
     }
     const issued = this.d.tokens.issue(
       { namespace, name, uid: sa.obj.metadata.uid ?? '' },
-      { audiences, expirationSeconds: exp, ...(boundPod === undefined ? {} : { boundPod }) },
+      {
+        audiences,
+        expirationSeconds: exp,
+        ...(boundPod === undefined ? {} : { boundPod }),
+        ...(boundNode === undefined ? {} : { boundNode }),
+      },
     );
     const outSpec: JsonObject = {
       audiences: audiences.length > 0 ? audiences : [...this.d.tokens.audiences],

@@ -98,11 +98,15 @@ export interface ApiServer {
   kubeconfig(o?: KubeconfigOptions): string;
   /** Writes a kubeconfig (mode 0600, atomically). */
   writeKubeconfig(path: string, o?: KubeconfigOptions): void;
-  /** Issues a ServiceAccount token (as TokenRequest would); 404 ApiError when the account is absent. */
+  /**
+   * Issues a ServiceAccount token (as TokenRequest would), optionally bound to a Node (it carries the
+   * Node's name in the user's extra and stops working when the Node is gone); 404 ApiError when the
+   * account or the Node is absent.
+   */
   issueToken(
     namespace: string,
     serviceAccount: string,
-    o?: { audiences?: readonly string[]; expirationSeconds?: number },
+    o?: { audiences?: readonly string[]; expirationSeconds?: number; boundNode?: string },
   ): string;
   addStaticToken(token: string, user: UserInfo): void;
   /** Ends every watch cleanly (clients reconnect from their last resourceVersion). */
@@ -327,7 +331,15 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
       const sa = store.get('/serviceaccounts', `${namespace}/${name}`);
       if (sa === undefined)
         throw new ApiError(404, 'NotFound', `serviceaccounts "${name}" not found`, { name, kind: 'serviceaccounts' });
-      return tokens.issue({ namespace, name, uid: sa.obj.metadata.uid ?? '' }, o).token;
+      const { boundNode, ...rest } = o;
+      if (boundNode === undefined) return tokens.issue({ namespace, name, uid: sa.obj.metadata.uid ?? '' }, rest).token;
+      const node = store.get('/nodes', boundNode);
+      if (node === undefined)
+        throw new ApiError(404, 'NotFound', `nodes "${boundNode}" not found`, { name: boundNode, kind: 'nodes' });
+      return tokens.issue(
+        { namespace, name, uid: sa.obj.metadata.uid ?? '' },
+        { ...rest, boundNode: { name: boundNode, uid: node.obj.metadata.uid ?? '' } },
+      ).token;
     },
     addStaticToken: (token, user) => tokens.addStaticToken(token, user),
     closeWatches: () => {

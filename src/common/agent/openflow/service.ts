@@ -11,7 +11,8 @@
  *                         resubmit EndpointDNAT; no Endpoint: SvcNoEp → EndpointDNAT → packet-in
  *   EndpointDNAT          per Endpoint: ct(commit, zone 65520, nat(dst=ep:port), ServiceCTMark)
  *   SNATMark / SNAT       hairpin (a Pod reaching itself) SNATed to the gateway IP (from Pods) or
- *                         169.254.0.253 (from the gateway) in zone 65521
+ *                         169.254.0.253 (from the gateway) in zone 65521; NodePort from outside to
+ *                         a remote Endpoint SNATed to the gateway IP (tunnel) or 169.254.0.253
  *   UnSNAT                replies to those addresses un-SNATed before the main zone
  *
  * The node-wide flows come from {@link ServiceFeature.initialFlows}; per Service port
@@ -28,6 +29,7 @@ import { actions, LearnBuilder, Nat, type FlowBuilder } from './builder.ts';
 import type { CookieAllocator, CookieCategory } from './cookie.ts';
 import {
   ConnSNATCTMark,
+  ConnSourceCTMarkField,
   CT_ZONE,
   EndpointIPField,
   EndpointPortField,
@@ -40,6 +42,7 @@ import {
   FromPodRegMark,
   HairpinCTMark,
   NotServiceCTMark,
+  PktSourceField,
   PRIORITY,
   RemoteEndpointRegMark,
   RewriteMACRegMark,
@@ -47,7 +50,9 @@ import {
   ServiceEPStateField,
   SvcNoEpRegMark,
   ToExternalAddressRegMark,
+  ToGatewayRegMark,
   ToNodePortAddressRegMark,
+  ToTunnelRegMark,
 } from './fields.ts';
 import type { Feature, RealizedPipeline } from './framework.ts';
 import { T, type TableDef } from './pipeline.ts';
@@ -255,6 +260,45 @@ export class ServiceFeature implements Feature {
     const [gw4] = gw;
     if (gw4 !== undefined) out.push(snat(hairpinNew().matchRegMark(FromPodRegMark), gw4));
     out.push(snat(hairpinNew().matchRegMark(FromGatewayRegMark), VIRTUAL_SERVICE_IP));
+    if (this.nodePortEnabled) {
+      // NodePort from outside to an Endpoint on another Node: the reply must come back through this
+      // Node, so the connection is SNATed (Antrea's SNATMark flows for ToExternalAddress): to the
+      // gateway IP when tunnelled, to the virtual Service IP when routed back out of the gateway.
+      const mark = (to: typeof ToTunnelRegMark, exec: readonly (typeof ConnSNATCTMark)[]): Flow =>
+        p
+          .table(T.SNATMark)
+          .flow(PRIORITY.normal)
+          .cookie(c)
+          .matchProtocol('ip')
+          .matchCTState({ new: true, trk: true })
+          .matchRegMark(FromGatewayRegMark)
+          .matchRegMark(to)
+          .matchRegMark(ToExternalAddressRegMark)
+          .ct({ commit: true, table: p.table(T.SNAT), zone: CT_ZONE.CtZone, exec: [...exec] })
+          .done();
+      out.push(mark(ToGatewayRegMark, [ConnSNATCTMark, HairpinCTMark]));
+      if (gw4 !== undefined) {
+        out.push(
+          mark(ToTunnelRegMark, [ConnSNATCTMark]),
+          p
+            .table(T.SNAT)
+            .flow(PRIORITY.low)
+            .cookie(c)
+            .matchProtocol('ip')
+            .matchCTState({ new: true, trk: true })
+            .matchCTMark(ConnSNATCTMark)
+            .matchRegMark(FromGatewayRegMark)
+            .ct({
+              commit: true,
+              table: snatNext,
+              zone: CT_ZONE.SNATCtZone,
+              nat: Nat.src(gw4),
+              exec: [ServiceCTMark, ConnSNATCTMark],
+            })
+            .done(),
+        );
+      }
+    }
     out.push(
       p
         .table(T.SNAT)
@@ -385,7 +429,10 @@ export class ServiceFeature implements Feature {
           table: next,
           zone: CT_ZONE.CtZone,
           nat: Nat.dst(ep.ip, ep.port),
-          exec: [ServiceCTMark],
+          // The source type goes into the connection too (as ConntrackCommit does for other
+          // connections): replies to the gateway's connections (NodePort) return to the gateway even
+          // when they arrive from the tunnel.
+          exec: [ServiceCTMark, ConnSourceCTMarkField.moveFrom(PktSourceField)],
         })
         .done(),
     ];

@@ -8,7 +8,7 @@
  *   Files or directories restrict the tap run (and imply --no-static).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { createWriteStream, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Parser, type Result } from 'tap-parser';
 
@@ -23,7 +23,17 @@ interface Counts {
 const root = join(import.meta.dirname, '..');
 const bin = (name: string): string => join(root, 'node_modules', '.bin', name);
 const args = process.argv.slice(2);
-const paths = args.filter((a) => !a.startsWith('--'));
+// A directory stands for the test files under it (tap itself only takes files or globs).
+const paths = args
+  .filter((a) => !a.startsWith('--'))
+  .flatMap((a) =>
+    existsSync(a) && statSync(a).isDirectory()
+      ? readdirSync(a, { recursive: true, encoding: 'utf8' })
+          .filter((f) => f.endsWith('.test.ts'))
+          .map((f) => join(a, f))
+          .sort()
+      : [a],
+  );
 const runStatic = !args.includes('--no-static') && paths.length === 0;
 const runTap = !args.includes('--only-static');
 const counts: Counts = { passed: 0, failed: 0, skipped: 0, failures: [], skips: [] };

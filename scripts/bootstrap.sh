@@ -17,6 +17,14 @@ DEB_PACKAGES=(
   ca-certificates git
 )
 
+# `bootstrap.sh --deb-packages` prints the list (one per line) for callers that install it themselves.
+if [ "${1:-}" = "--deb-packages" ]; then
+  printf '%s\n' "${DEB_PACKAGES[@]}"
+  command -v kubectl >/dev/null 2>&1 || echo kubernetes-client
+  command -v npm >/dev/null 2>&1 || printf '%s\n' nodejs npm
+  exit 0
+fi
+
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -30,18 +38,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
   say "installing Debian packages: ${missing[*]}"
-  # Keep package installs from starting system services (we run our own private OVS instances).
-  policy=/usr/sbin/policy-rc.d
-  own_policy=0
-  if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && own_policy=1
-  fi
-  trap '[ "$own_policy" = 1 ] && rm -f "$policy"' EXIT
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  [ "$own_policy" = 1 ] && rm -f "$policy"
-  trap - EXIT
+  scripts/apt-install.sh "${missing[@]}"
 fi
 
 # npm packages, exactly as locked (this also brings the pinned Node 24 into node_modules/.bin).

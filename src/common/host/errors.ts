@@ -21,3 +21,8 @@ export type PodInterfaceErrorCode =
   | 'POD_INTERFACE_FAILED';
 
 export class PodInterfaceError extends AntreaError<PodInterfaceErrorCode> {}
+
+/** A {@link PodInterfaceError} with `cause` attached when there is one. */
+export function podInterfaceError(code: PodInterfaceErrorCode, message: string, cause?: unknown): PodInterfaceError {
+  return new PodInterfaceError(code, message, cause === undefined ? {} : { cause });
+}

@@ -6,7 +6,7 @@
  */
 import { closeSync, existsSync, openSync } from 'node:fs';
 import type { CniIpConfig } from '../../common/apis/cni/spec.ts';
-import { HostNetworkError, PodInterfaceError } from '../../common/host/errors.ts';
+import { HostNetworkError, PodInterfaceError, podInterfaceError } from '../../common/host/errors.ts';
 import type {
   PodInterface,
   PodInterfaceConfigurator,
@@ -56,14 +56,6 @@ export interface LinuxPodInterfacesOptions {
   readonly clock?: Clock;
 }
 
-function podError(
-  code: 'POD_NETNS_NOT_FOUND' | 'POD_INTERFACE_EXISTS' | 'POD_INTERFACE_FAILED',
-  msg: string,
-  cause?: unknown,
-): PodInterfaceError {
-  return new PodInterfaceError(code, msg, cause === undefined ? {} : { cause });
-}
-
 export class LinuxPodInterfaces implements PodInterfaceConfigurator {
   readonly ovsPortType = 'system' as const;
   readonly ofportAssignment = 'immediate' as const;
@@ -86,9 +78,13 @@ export class LinuxPodInterfaces implements PodInterfaceConfigurator {
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR') {
-        throw podError('POD_NETNS_NOT_FOUND', `network namespace ${netns} does not exist`, err);
+        throw podInterfaceError('POD_NETNS_NOT_FOUND', `network namespace ${netns} does not exist`, err);
       }
-      throw podError('POD_NETNS_NOT_FOUND', `${netns} is not a usable network namespace: ${errorMessage(err)}`, err);
+      throw podInterfaceError(
+        'POD_NETNS_NOT_FOUND',
+        `${netns} is not a usable network namespace: ${errorMessage(err)}`,
+        err,
+      );
     }
   }
 
@@ -99,7 +95,7 @@ export class LinuxPodInterfaces implements PodInterfaceConfigurator {
     let created = false;
     try {
       if ((await pod.link(req.ifname)) !== undefined) {
-        throw podError('POD_INTERFACE_EXISTS', `interface ${req.ifname} already exists in ${req.netns}`);
+        throw podInterfaceError('POD_INTERFACE_EXISTS', `interface ${req.ifname} already exists in ${req.netns}`);
       }
       const containerMac = randomMac();
       const nsFd = openSync(req.netns, 'r');
@@ -111,9 +107,17 @@ export class LinuxPodInterfaces implements PodInterfaceConfigurator {
         });
       } catch (err) {
         if (netlinkErrno(err) === 'EEXIST') {
-          throw podError('POD_INTERFACE_EXISTS', `host interface ${req.hostInterfaceName} already exists`, err);
+          throw podInterfaceError(
+            'POD_INTERFACE_EXISTS',
+            `host interface ${req.hostInterfaceName} already exists`,
+            err,
+          );
         }
-        throw podError('POD_INTERFACE_FAILED', `creating veth ${req.hostInterfaceName}: ${errorMessage(err)}`, err);
+        throw podInterfaceError(
+          'POD_INTERFACE_FAILED',
+          `creating veth ${req.hostInterfaceName}: ${errorMessage(err)}`,
+          err,
+        );
       } finally {
         closeSync(nsFd);
       }
@@ -121,7 +125,10 @@ export class LinuxPodInterfaces implements PodInterfaceConfigurator {
       const hostLink = await this.host.link(req.hostInterfaceName);
       const podLink = await pod.link(req.ifname);
       if (hostLink === undefined || podLink === undefined) {
-        throw podError('POD_INTERFACE_FAILED', `veth ${req.hostInterfaceName}/${req.ifname} vanished after creation`);
+        throw podInterfaceError(
+          'POD_INTERFACE_FAILED',
+          `veth ${req.hostInterfaceName}/${req.ifname} vanished after creation`,
+        );
       }
       // The host side never answers ARP: with the userspace datapath the kernel still sees its
       // frames and would answer a Pod's ARP for the gateway with this veth's MAC.
@@ -151,7 +158,11 @@ export class LinuxPodInterfaces implements PodInterfaceConfigurator {
       ) {
         throw err;
       }
-      throw podError('POD_INTERFACE_FAILED', `configuring ${req.ifname} in ${req.netns}: ${errorMessage(err)}`, err);
+      throw podInterfaceError(
+        'POD_INTERFACE_FAILED',
+        `configuring ${req.ifname} in ${req.netns}: ${errorMessage(err)}`,
+        err,
+      );
     } finally {
       pod.close();
     }

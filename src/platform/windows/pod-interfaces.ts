@@ -5,7 +5,7 @@
  * port whose ofport arrives asynchronously (ofportAssignment 'async'). HNS answers ARP for the Pod,
  * so there is no gratuitous ARP here (`advertise` is absent).
  */
-import { PodInterfaceError } from '../../common/host/errors.ts';
+import { podInterfaceError, PodInterfaceError } from '../../common/host/errors.ts';
 import type {
   PodInterface,
   PodInterfaceConfigurator,
@@ -34,14 +34,6 @@ export interface WindowsPodInterfacesOptions {
   readonly networkName?: string;
 }
 
-function podError(
-  code: 'POD_NETNS_NOT_FOUND' | 'POD_INTERFACE_EXISTS' | 'POD_INTERFACE_FAILED',
-  msg: string,
-  cause?: unknown,
-): PodInterfaceError {
-  return new PodInterfaceError(code, msg, cause === undefined ? {} : { cause });
-}
-
 export class WindowsPodInterfaces implements PodInterfaceConfigurator {
   readonly ovsPortType = 'internal' as const;
   readonly ofportAssignment = 'async' as const;
@@ -61,7 +53,8 @@ export class WindowsPodInterfaces implements PodInterfaceConfigurator {
   private async network(): Promise<string> {
     if (this.networkId !== undefined) return this.networkId;
     const n = await this.hns.networkByName(this.networkName);
-    if (n === undefined) throw podError('POD_INTERFACE_FAILED', `HNS network ${this.networkName} does not exist`);
+    if (n === undefined)
+      throw podInterfaceError('POD_INTERFACE_FAILED', `HNS network ${this.networkName} does not exist`);
     this.networkId = n.id;
     return n.id;
   }
@@ -76,18 +69,19 @@ export class WindowsPodInterfaces implements PodInterfaceConfigurator {
   async configure(req: PodInterfaceRequest): Promise<PodInterface> {
     req.addressing.catch(() => undefined);
     const ns = namespaceGuid(req.netns);
-    if (ns === undefined) throw podError('POD_NETNS_NOT_FOUND', `CNI_NETNS ${req.netns} is not an HNS namespace ID`);
+    if (ns === undefined)
+      throw podInterfaceError('POD_NETNS_NOT_FOUND', `CNI_NETNS ${req.netns} is not an HNS namespace ID`);
     let created: string | undefined;
     try {
       if (!(await this.hns.namespaceExists(ns)))
-        throw podError('POD_NETNS_NOT_FOUND', `HNS namespace ${ns} does not exist`);
+        throw podInterfaceError('POD_NETNS_NOT_FOUND', `HNS namespace ${ns} does not exist`);
       if ((await this.hns.endpointByName(req.hostInterfaceName)) !== undefined) {
-        throw podError('POD_INTERFACE_EXISTS', `HNS endpoint ${req.hostInterfaceName} already exists`);
+        throw podInterfaceError('POD_INTERFACE_EXISTS', `HNS endpoint ${req.hostInterfaceName} already exists`);
       }
       const networkId = await this.network();
       const addressing = await req.addressing;
       const v4 = addressing.ips.find((i) => ipFamily(cidrIp(i.address)) === 4);
-      if (v4 === undefined) throw podError('POD_INTERFACE_FAILED', 'Windows Pods need an IPv4 address');
+      if (v4 === undefined) throw podInterfaceError('POD_INTERFACE_FAILED', 'Windows Pods need an IPv4 address');
       const ep = await this.hns.createEndpoint({
         name: req.hostInterfaceName,
         networkId,
@@ -121,9 +115,9 @@ export class WindowsPodInterfaces implements PodInterfaceConfigurator {
       )
         throw err;
       if (err instanceof PowerShellError && err.notFound) {
-        throw podError('POD_NETNS_NOT_FOUND', `attaching to HNS namespace ${ns}: ${err.message}`, err);
+        throw podInterfaceError('POD_NETNS_NOT_FOUND', `attaching to HNS namespace ${ns}: ${err.message}`, err);
       }
-      throw podError(
+      throw podInterfaceError(
         'POD_INTERFACE_FAILED',
         `creating HNS endpoint ${req.hostInterfaceName}: ${errorMessage(err)}`,
         err,

@@ -22,6 +22,7 @@ import { AgentNode, type PodRef, type Teardown } from './agent-node.ts';
 import { launcher, runner, shortTempDir, uniqueName } from './env.ts';
 import { Cluster } from './multinode.ts';
 import type { Test } from 'tap';
+import { until as untilDefault } from './wait.ts';
 
 const NS = 'kube-system';
 export const NODE = 'node-1';
@@ -34,15 +35,8 @@ export interface CpPod extends PodRef {
   readonly ns: string;
 }
 
-export async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-function applyManifest(s: ApiServer, file: string): void {
+/** Creates the RBAC objects (ServiceAccounts, roles, bindings) of a manifest in the API server's registry. */
+export function applyManifest(s: ApiServer, file: string): void {
   const resources: Record<string, [string, string]> = {
     ServiceAccount: ['', 'serviceaccounts'],
     ClusterRole: ['rbac.authorization.k8s.io', 'clusterroles'],
@@ -403,3 +397,7 @@ export class ControlplaneNode {
     }
   }
 }
+
+/** Waits (up to 30 s by default) until `cond` holds; throws naming `what`. */
+export const until = (what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> =>
+  untilDefault(what, cond, timeoutMs);

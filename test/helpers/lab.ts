@@ -14,6 +14,7 @@ import { processCommandLine, processesInNetns, processesMentioning } from '../..
 import { LabPaths } from '../../src/lab/state.ts';
 import { labPrefix } from '../../src/lab/topology.ts';
 import { netns, runner } from './env.ts';
+import { until } from './wait.ts';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
 export const LAB_CLI = join(ROOT, 'src', 'cmd', 'antrea-lab.ts');
@@ -112,14 +113,7 @@ export async function labRoutes(prefix?: string): Promise<string[]> {
 }
 
 /** Waits for `cond` to hold, polling. */
-export async function eventually(
-  what: string,
-  cond: () => boolean | Promise<boolean>,
-  timeoutMs = 30_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+
+/** Waits (polling every 100 ms, up to 30 s by default) until `cond` holds; throws naming `what`. */
+export const eventually = (what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> =>
+  until(what, cond, timeoutMs, 100);

@@ -10,6 +10,7 @@ import { shortTempDir } from '../helpers/env.ts';
 import { startApiServer, type ApiServer, type ApiServerOptions } from '../../src/lab/apiserver/server.ts';
 import type { StoreEvent } from '../../src/lab/apiserver/store.ts';
 import { typeOf } from '../../src/lab/apiserver/core.ts';
+import { until } from '../helpers/wait.ts';
 
 interface Seen {
   readonly type: string;
@@ -44,14 +45,6 @@ function record(inf: { on(verb: 'add' | 'update' | 'delete', fn: (o: V1Pod) => v
     );
   }
   return seen;
-}
-
-async function until(what: string, cond: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 function kubeConfig(s: ApiServer): KubeConfig {

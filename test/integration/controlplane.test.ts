@@ -19,7 +19,6 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import t, { type Test } from 'tap';
-import { parseAllDocuments } from 'yaml';
 import type { ControlplaneResource } from '../../src/common/apis/controlplane/codec.ts';
 import type { GroupMember } from '../../src/common/apis/controlplane/types.ts';
 import {
@@ -45,34 +44,12 @@ import { shortTempDir } from '../helpers/env.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 import { memberKey, referenceCompute } from '../unit/fixtures/np-reference.ts';
 import { expectedView } from '../unit/fixtures/agent-sim.ts';
+import { until } from '../helpers/wait.ts';
+import { applyManifest } from '../helpers/controlplane-node.ts';
 
 const NS = 'kube-system';
 const NODES = ['n1', 'n2', 'n3'];
 const CP = '/apis/controlplane.antrea.io/v1beta2';
-
-async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-function applyManifest(s: ApiServer, file: string): void {
-  const resources: Record<string, [string, string]> = {
-    ServiceAccount: ['', 'serviceaccounts'],
-    ClusterRole: ['rbac.authorization.k8s.io', 'clusterroles'],
-    ClusterRoleBinding: ['rbac.authorization.k8s.io', 'clusterrolebindings'],
-    Role: ['rbac.authorization.k8s.io', 'roles'],
-    RoleBinding: ['rbac.authorization.k8s.io', 'rolebindings'],
-  };
-  for (const doc of parseAllDocuments(readFileSync(file, 'utf8'))) {
-    const obj = doc.toJS() as { kind?: string; metadata?: { namespace?: string } } | null;
-    const r = resources[obj?.kind ?? ''];
-    if (obj === null || r === undefined) continue;
-    s.registry.create(typeOf(s.types, r[0], r[1]), obj.metadata?.namespace, obj);
-  }
-}
 
 /** The cluster, driven through the API server's registry. */
 class Cluster {

@@ -26,6 +26,7 @@ import type {
 import type { ProcessHandle } from '../../src/common/util/exec.ts';
 import { AgentNode, type PodRef } from '../helpers/agent-node.ts';
 import { integrationSkipReason, launcher, runner, shortTempDir, uniqueName } from '../helpers/env.ts';
+import { until } from '../helpers/wait.ts';
 
 const skip = integrationSkipReason();
 if (skip !== undefined) t.plan(0, skip);
@@ -254,14 +255,6 @@ function rounds(flows: readonly string[]): Set<number> {
   return out;
 }
 
-async function waitFor(what: string, fn: () => Promise<boolean> | boolean, ms = 30_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 t.test('restart safety: ADD waits for policies; no bypass across agent and ovs-vswitchd restarts', async (t) => {
   const dir = shortTempDir(t, 'np');
   const file = join(dir, 'policies.json');
@@ -395,3 +388,7 @@ t.test('restart safety: ADD waits for policies; no bypass across agent and ovs-v
     'no probe of the denied pair ever succeeded (agent kill, restart without policies, ovs-vswitchd restart)',
   );
 });
+
+function waitFor(what: string, fn: () => Promise<boolean> | boolean, ms = 30_000): Promise<void> {
+  return until(what, fn, ms, 100);
+}

@@ -19,6 +19,7 @@ import { OvsdbClient } from '../../src/common/ovs/ovsdb/client.ts';
 import type { OvsDaemons } from '../../src/platform/linux/ovs-daemons.ts';
 import { integrationSkipReason, runner, tempOvs } from '../helpers/env.ts';
 import { FakeFlows, FakeIpam, FakePods } from '../unit/fixtures/cniserver-fakes.ts';
+import { eventually } from '../helpers/wait.ts';
 
 const skip = integrationSkipReason();
 if (skip !== undefined) t.plan(0, skip);
@@ -29,18 +30,6 @@ async function vsctl(ovs: OvsDaemons, ...args: string[]): Promise<string> {
 }
 
 /** Waits (bounded) for `cond` while updates arrive. */
-async function eventually(t: Test, cond: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) {
-      t.fail(`timed out waiting for ${what}`);
-      return;
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  t.pass(what);
-}
-
 async function setup(t: Test): Promise<{ ovs: OvsDaemons; client: OvsdbClient; bridge: OvsdbBridge }> {
   const ovs = await tempOvs(t);
   const client = await OvsdbClient.connect({ endpoint: ovs.dbEndpoint, backoff: { initialMs: 50, maxMs: 500 } });

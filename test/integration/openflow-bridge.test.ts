@@ -17,6 +17,7 @@ import type { OvsDaemons } from '../../src/platform/linux/ovs-daemons.ts';
 import { integrationSkipReason, tempOvs } from '../helpers/env.ts';
 import { addBridge, dumpFlowLines, dumpGroupLines, dumpMeterTexts, ofctl } from '../helpers/ovs-bridge.ts';
 import { SAMPLE_FLOW_TEXTS, sampleFeature } from '../helpers/sample-pipeline.ts';
+import { until } from '../helpers/wait.ts';
 
 const skip = integrationSkipReason();
 if (skip !== undefined) t.plan(0, skip);
@@ -54,14 +55,6 @@ async function startAgent(
   });
   await bridge.ready(AbortSignal.timeout(20_000));
   return { client, bridge, pipeline, cookies };
-}
-
-async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 t.test('the realized pipeline is installed: default flows, feature flows, groups, meters, table names', async (t) => {

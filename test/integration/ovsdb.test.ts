@@ -13,6 +13,7 @@ import { eq, ops } from '../../src/common/ovs/ovsdb/operations.ts';
 import { ValidationError } from '../../src/common/util/errors.ts';
 import type { OvsDaemons } from '../../src/platform/linux/ovs-daemons.ts';
 import { integrationSkipReason, runner, tempNetns, tempOvs, uniqueName } from '../helpers/env.ts';
+import { eventually } from '../helpers/wait.ts';
 
 const skip = integrationSkipReason();
 if (skip !== undefined) t.plan(0, skip);
@@ -38,18 +39,6 @@ async function connected(t: Test, ovs: OvsDaemons): Promise<OvsdbClient> {
 }
 
 /** Waits (bounded) for `cond` while cache updates arrive. */
-async function eventually(t: Test, cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) {
-      t.fail(`timed out waiting for ${what}`);
-      return;
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  t.pass(what);
-}
-
 async function netdevBridge(t: Test, ovs: OvsDaemons, client: OvsdbClient, name = 'br-int'): Promise<OvsBridgeClient> {
   const br = new OvsdbBridge(client, name);
   await br.create({ datapathType: 'netdev', protocols: ['OpenFlow10', 'OpenFlow15'] });

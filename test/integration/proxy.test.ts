@@ -13,6 +13,7 @@ import { appendFileSync } from 'node:fs';
 import { AgentNode } from '../helpers/agent-node.ts';
 import { integrationSkipReason, runner, tempNetns } from '../helpers/env.ts';
 import { ServiceHarness, serviceObject, sliceObject } from '../helpers/service-harness.ts';
+import { until } from '../helpers/wait.ts';
 
 /** Writes a Pod's status as a kubelet would: its IP and Ready condition. */
 async function setReady(h: ServiceHarness, name: string, ip: string, ready: boolean): Promise<void> {
@@ -50,15 +51,6 @@ async function ofctl(node: AgentNode, cmd: string): Promise<string[]> {
     .split('\n')
     .map((l) => l.trim())
     .filter((l) => l.startsWith('group_id=') || l.includes('cookie='));
-}
-
-async function until(what: string, fn: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await fn()) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 /** The number of buckets of the group ServiceLB uses for `ip`. */

@@ -8,7 +8,7 @@
  */
 import fc from 'fast-check';
 import t, { type Test } from 'tap';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type {
   AddressGroup,
@@ -30,17 +30,12 @@ import { PodConnectivityFeature } from '../../src/common/agent/openflow/pod-conn
 import { OfStore, type PlanBuilder } from '../../src/common/agent/openflow/store.ts';
 import type { FlowStats } from '../../src/common/ovs/openflow/flow.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
+import { matchesGolden } from '../helpers/golden.ts';
 
 const GOLDEN = join(import.meta.dirname, 'golden', 'network-policy');
 
 function golden(t: Test, name: string, text: string): void {
-  const file = join(GOLDEN, name);
-  if (process.env['UPDATE_GOLDEN'] === '1') writeFileSync(file, text);
-  if (!existsSync(file)) {
-    t.fail(`missing golden ${file} (run with UPDATE_GOLDEN=1 and review it)`);
-    return;
-  }
-  t.equal(text, readFileSync(file, 'utf8'), `matches ${name}`);
+  matchesGolden(t, join(GOLDEN, name), text);
 }
 
 // ---- pure functions ------------------------------------------------------------------------------

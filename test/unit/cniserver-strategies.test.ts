@@ -8,7 +8,7 @@
  * monitor cache as the source of ofport events.
  */
 import t, { type Test } from 'tap';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type CniMethod, ErrorCode } from '../../src/common/apis/cni/proto.ts';
@@ -26,6 +26,7 @@ import { FakeOvs, type FakeOvsBridge } from '../helpers/fake-ovs-bridge.ts';
 import { SCHEMA } from '../helpers/fake-ovsdb.ts';
 import { cmdletError, FakeWindowsHost } from '../helpers/fake-windows-host.ts';
 import { FakeFlows, FakeIpam, FakePods } from './fixtures/cniserver-fakes.ts';
+import { matchesGolden } from '../helpers/golden.ts';
 
 const ctx: NodeNetworkContext = { nodeName: 'n1', podCIDRs: ['10.10.1.0/24'], gatewayIPs: ['10.10.1.1'], mtu: 1450 };
 const GOLDEN = join(import.meta.dirname, 'golden', 'windows');
@@ -282,10 +283,7 @@ t.test('windows: the PowerShell of one Pod ADD and DEL through the CNI server', 
   t.equal((await r.call('CmdAdd')).code, 0);
   await r.settle();
   t.equal((await r.call('CmdDel')).code, 0);
-  const file = join(GOLDEN, 'cniserver-add-del.txt');
-  if (process.env['UPDATE_GOLDEN'] === '1') writeFileSync(file, h.ps.transcript);
-  if (!existsSync(file)) t.fail(`missing golden ${file} (run with UPDATE_GOLDEN=1 and review it)`);
-  else t.equal(h.ps.transcript, readFileSync(file, 'utf8'), 'matches cniserver-add-del.txt');
+  matchesGolden(t, join(GOLDEN, 'cniserver-add-del.txt'), h.ps.transcript);
 });
 
 t.test('async ofport: a Pod deleted before its ofport arrives gets no flows', async (t) => {

@@ -4,7 +4,6 @@
  * diff). The cache starts from a fixed snapshot so UUIDs in the goldens are stable.
  */
 import t, { type Test } from 'tap';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { OvsdbBridge, type PortSpec, validatePortSpec } from '../../src/common/ovs/ovsdb/bridge.ts';
 import type { TableUpdates2 } from '../../src/common/ovs/ovsdb/cache.ts';
@@ -12,21 +11,14 @@ import { OvsdbError } from '../../src/common/ovs/ovsdb/errors.ts';
 import { validateOperations } from '../../src/common/ovs/ovsdb/schema.ts';
 import { ValidationError } from '../../src/common/util/errors.ts';
 import { RecordingTransactor, SCHEMA } from '../helpers/fake-ovsdb.ts';
+import { readGolden } from '../helpers/golden.ts';
 
 const GOLDEN_DIR = join(import.meta.dirname, 'golden', 'ovsdb-bridge');
 
 function golden(t: Test, name: string, actual: unknown): void {
-  const file = join(GOLDEN_DIR, `${name}.json`);
   const text = JSON.stringify(actual, null, 2) + '\n';
-  if (process.env['UPDATE_GOLDEN'] === '1') {
-    mkdirSync(GOLDEN_DIR, { recursive: true });
-    writeFileSync(file, text);
-  }
-  if (!existsSync(file)) {
-    t.fail(`missing golden ${file} (run with UPDATE_GOLDEN=1 and review it)`);
-    return;
-  }
-  t.same(JSON.parse(text) as unknown, JSON.parse(readFileSync(file, 'utf8')) as unknown, `golden ${name}.json`);
+  const want = readGolden(t, join(GOLDEN_DIR, `${name}.json`), text);
+  if (want !== undefined) t.same(JSON.parse(text) as unknown, JSON.parse(want) as unknown, `golden ${name}.json`);
 }
 
 const U = {

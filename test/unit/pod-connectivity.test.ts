@@ -4,7 +4,6 @@
  * cache keys. The same flows run on a real bridge with real packets in test/integration/cni.test.ts.
  */
 import t, { type Test } from 'tap';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BridgeClient } from '../../src/common/agent/openflow/bridge.ts';
 import { CookieAllocator } from '../../src/common/agent/openflow/cookie.ts';
@@ -15,6 +14,7 @@ import {
   podFlowKey,
 } from '../../src/common/agent/openflow/pod-connectivity.ts';
 import type { Flow } from '../../src/common/ovs/openflow/flow.ts';
+import { matchesGolden } from '../helpers/golden.ts';
 
 const GOLDEN = join(import.meta.dirname, 'golden', 'pod-connectivity');
 const cookies = new CookieAllocator(3);
@@ -30,14 +30,7 @@ const pod = {
 
 /** Compares with a golden file (regenerate with UPDATE_GOLDEN=1 and review the diff). */
 function golden(t: Test, name: string, flows: readonly Flow[]): void {
-  const text = flows.map(String).join('\n') + '\n';
-  const file = join(GOLDEN, name);
-  if (process.env['UPDATE_GOLDEN'] === '1') writeFileSync(file, text);
-  if (!existsSync(file)) {
-    t.fail(`missing golden ${file} (run with UPDATE_GOLDEN=1 and review it)`);
-    return;
-  }
-  t.equal(text, readFileSync(file, 'utf8'), `matches ${name}`);
+  matchesGolden(t, join(GOLDEN, name), flows.map(String).join('\n') + '\n');
 }
 
 t.test('the tables, base flows and Pod flows (encap)', (t) => {

@@ -5,12 +5,12 @@
  * input. test/integration/proxy.test.ts runs the same flows on a real bridge with real packets.
  */
 import t, { type Test } from 'tap';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CookieAllocator } from '../../src/common/agent/openflow/cookie.ts';
 import { RealizedPipeline } from '../../src/common/agent/openflow/framework.ts';
 import { PodConnectivityFeature } from '../../src/common/agent/openflow/pod-connectivity.ts';
 import { ServiceFeature } from '../../src/common/agent/openflow/service.ts';
+import { matchesGolden } from '../helpers/golden.ts';
 
 const GOLDEN = join(import.meta.dirname, 'golden', 'service');
 const cookies = new CookieAllocator(2);
@@ -20,14 +20,7 @@ const svc = new ServiceFeature({ cookies, gateway, nodePortAddresses: ['192.0.2.
 const p = new RealizedPipeline([pc, svc]);
 
 function golden(t: Test, name: string, lines: readonly { toString(): string }[]): void {
-  const text = lines.map(String).join('\n') + '\n';
-  const file = join(GOLDEN, name);
-  if (process.env['UPDATE_GOLDEN'] === '1') writeFileSync(file, text);
-  if (!existsSync(file)) {
-    t.fail(`missing golden ${file} (run with UPDATE_GOLDEN=1 and review it)`);
-    return;
-  }
-  t.equal(text, readFileSync(file, 'utf8'), `matches ${name}`);
+  matchesGolden(t, join(GOLDEN, name), lines.map(String).join('\n') + '\n');
 }
 
 const eps = [

@@ -6,7 +6,7 @@
  * idempotent repeats, PowerShell errors turned into typed errors and rollback.
  */
 import t, { type Test } from 'tap';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAgentConfig } from '../../src/common/agent/config.ts';
 import { ovsSocketEndpoint } from '../../src/common/host/platform.ts';
@@ -33,22 +33,14 @@ import type { TrafficEncapMode } from '../../src/common/agent/config.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 import { FakeOvs } from '../helpers/fake-ovs-bridge.ts';
 import { cmdletError, FakeWindowsHost } from '../helpers/fake-windows-host.ts';
+import { matchesGolden } from '../helpers/golden.ts';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'windows');
 const GOLDEN = join(import.meta.dirname, 'golden', 'windows');
 const fixture = (name: string): unknown => JSON.parse(readFileSync(join(FIXTURES, name), 'utf8'));
 
 function golden(t: Test, name: string, text: string): void {
-  const file = join(GOLDEN, name);
-  if (process.env['UPDATE_GOLDEN'] === '1') {
-    mkdirSync(GOLDEN, { recursive: true });
-    writeFileSync(file, text);
-  }
-  if (!existsSync(file)) {
-    t.fail(`missing golden ${file} (run with UPDATE_GOLDEN=1 and review it)`);
-    return;
-  }
-  t.equal(text, readFileSync(file, 'utf8'), `matches ${name}`);
+  matchesGolden(t, join(GOLDEN, name), text);
 }
 
 const NODE = { podCIDRs: ['10.10.2.0/24'], nodeIPs: ['192.0.2.11'], transportInterface: '', bridgeName: 'br-int' };

@@ -10,7 +10,7 @@ import {
   hostLocalDataDir,
   parseAgentConfig,
 } from '../../src/common/agent/config.ts';
-import { LINUX_CAPABILITIES } from '../../src/platform/linux/platform.ts';
+import { LINUX_CAPABILITIES } from '../../src/platform/linux/capabilities.ts';
 
 t.test("defaults are Antrea's", (t) => {
   const d = defaultAgentConfig();

@@ -11,7 +11,7 @@ import { InterfaceStore } from '../../src/common/agent/interfacestore.ts';
 import { StaticNodeConfigSource } from '../../src/common/agent/node-config.ts';
 import type { GatewaySpec, HostInterface, NodeNetwork } from '../../src/common/host/node-network.ts';
 import type { PlatformStrategy } from '../../src/common/host/platform.ts';
-import { LINUX_CAPABILITIES } from '../../src/platform/linux/platform.ts';
+import { LINUX_CAPABILITIES } from '../../src/platform/linux/capabilities.ts';
 import { FakeOvs } from '../helpers/fake-ovs-bridge.ts';
 
 class RecordingNodeNetwork implements NodeNetwork {

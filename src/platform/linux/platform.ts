@@ -3,7 +3,7 @@
  * for setns and the packet/ethtool calls, /proc/sys for sysctls. It acts on the network namespace
  * the agent process runs in.
  */
-import { capabilitiesFrom, type PlatformStrategy } from '../../common/host/platform.ts';
+import type { PlatformStrategy } from '../../common/host/platform.ts';
 import { type Clock, systemClock } from '../../common/util/clock.ts';
 import { type CommandRunner, createCommandRunner } from '../../common/util/exec.ts';
 import { type Logger, nullLogger } from '../../common/util/log.ts';
@@ -12,6 +12,9 @@ import { LinuxNodeNetwork } from './node-network.ts';
 import { LinuxPodInterfaces } from './pod-interfaces.ts';
 import { LinuxServiceNetwork } from './service-network.ts';
 import { LinuxRouteClient } from './routes.ts';
+import { LINUX_CAPABILITIES, LINUX_PATHS } from './capabilities.ts';
+
+export { LINUX_CAPABILITIES, LINUX_PATHS };
 
 export interface LinuxPlatformOptions {
   readonly logger?: Logger;
@@ -24,26 +27,6 @@ export interface LinuxPlatformOptions {
    */
   readonly runner?: CommandRunner;
 }
-
-/** What the Linux strategy supports (Antrea's Linux support minus what antrea-ts lacks yet). */
-export const LINUX_CAPABILITIES = capabilitiesFrom('linux', {
-  datapathTypes: ['system', 'netdev'],
-  trafficEncapModes: ['encap', 'noEncap', 'hybrid'],
-  // OVS's userspace datapath has no STT.
-  tunnelTypes: { system: ['geneve', 'vxlan', 'gre', 'stt'], netdev: ['geneve', 'vxlan', 'gre'] },
-  encryptionModes: ['none'],
-  unsupportedFeatureGates: [],
-  tunnelNeedsLocalIp: false,
-});
-
-/** Antrea's Linux default locations. */
-export const LINUX_PATHS = {
-  ovsRunDir: '/var/run/openvswitch',
-  cniSocket: '/var/run/antrea/cni.sock',
-  stateDir: '/var/run/antrea',
-  cniBinDir: '/opt/cni/bin',
-  cniConfDir: '/etc/cni/net.d',
-} as const;
 
 export function createLinuxPlatform(opts: LinuxPlatformOptions = {}): PlatformStrategy {
   const logger = opts.logger ?? nullLogger;

@@ -97,7 +97,7 @@ export class LinuxPodInterfaces implements PodInterfaceConfigurator {
       if ((await pod.link(req.ifname)) !== undefined) {
         throw podInterfaceError('POD_INTERFACE_EXISTS', `interface ${req.ifname} already exists in ${req.netns}`);
       }
-      const containerMac = randomMac();
+      const containerMac = req.containerMac ?? randomMac();
       const nsFd = openSync(req.netns, 'r');
       try {
         await this.host.createVeth({

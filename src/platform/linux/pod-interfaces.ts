@@ -135,9 +135,13 @@ export class LinuxPodInterfaces implements PodInterfaceConfigurator {
       const noArp = (): boolean => setSysctl(`net/ipv4/conf/${req.hostInterfaceName}/arp_ignore`, '8');
       if (this.hostNetns === undefined) noArp();
       else inNetns(this.hostNetns, noArp);
-      await this.host.setLink(hostLink.index, { up: true });
       if (req.disableTxChecksumOffload) inNetns(req.netns, () => disableTxChecksum(req.ifname));
+      // ovs-vswitchd reconfigures every bridge on each link event in its namespace, so the host
+      // end changes as few times as possible: the Pod's end first (the host end then comes up
+      // with its carrier), and up together with promiscuous mode, which the OVS datapath would
+      // otherwise set itself once the port is added (one more event).
       await pod.setLink(podLink.index, { up: true });
+      await this.host.setLink(hostLink.index, { up: true, promisc: true });
       const addressing = await req.addressing;
       for (const ip of addressing.ips) await pod.addAddress(podLink.index, ip.address);
       for (const r of addressing.routes) {

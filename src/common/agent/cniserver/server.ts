@@ -4,11 +4,17 @@
  * PlatformStrategy's PodInterfaceConfigurator makes the Pod's link).
  *
  * ADD: validate → wait until the Node network is ready (else TRY_AGAIN_LATER) → per-container lock →
- * journal the intent → IPAM (host-local) → Pod interface → OVS port with the container's
- * external_ids → ofport → Pod flows → interface store → commit the journal → answer; gratuitous ARP
- * follows in the background. Where the ofport arrives asynchronously (Windows), ADD answers without
- * it and {@link CniServer.ofportChanged} installs the flows when it comes. Any failure rolls back everything done so far. A repeated ADD for an
- * interface that is complete and healthy returns the same result; a partial one is cleaned first.
+ * journal the intent → IPAM (host-local) while the Pod interface is made → OVS port with the
+ * container's external_ids → ofport → interface store → commit the journal → answer; gratuitous
+ * ARP follows in the background. Where ovs-vswitchd assigns ofports at once (Linux), the server
+ * chooses the Pod's ofport (ofport_request, see ofport-allocator.ts) and MAC itself, so the Pod's
+ * flows are installed as soon as IPAM answered, while the interface and the port are made; a port
+ * or interface that ended up with another ofport or MAC gets its flows reinstalled before ADD
+ * answers, so the answer still means "interface configured and flows installed". Where the ofport
+ * arrives asynchronously (Windows), ADD answers without it and {@link CniServer.ofportChanged}
+ * installs the flows when it comes. Any failure rolls back everything done so far (flows
+ * included, once their install settled). A repeated ADD for an interface that is complete and
+ * healthy returns the same result; a partial one is cleaned first.
  *
  * DEL: idempotent, local only (interface store, OVSDB, the host, host-local): never the controller
  * or the Kubernetes API. Flows go before the OVS port (a freed ofport may be reused at once).

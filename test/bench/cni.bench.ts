@@ -197,6 +197,20 @@ export async function run(args: string[]): Promise<void> {
     const stepP50 = Object.fromEntries(
       Object.entries(steps).map(([k, v]) => [k.replace(/Ms$/, '_p50_ms'), round(percentile(v.slice(-opts.pods), 50))]),
     );
+    const delSteps: Record<string, number[]> = {};
+    for (const line of node.log().split('\n')) {
+      if (!line.includes('"Pod network removed"')) continue;
+      const rec = JSON.parse(line) as Record<string, unknown>;
+      for (const k of ['interfaceMs', 'ipamMs']) {
+        if (typeof rec[k] === 'number') (delSteps[k] ??= []).push(rec[k]);
+      }
+    }
+    const delStepP50 = Object.fromEntries(
+      Object.entries(delSteps).map(([k, v]) => [
+        k.replace(/Ms$/, '_p50_ms'),
+        round(percentile(v.slice(-opts.pods), 50)),
+      ]),
+    );
     const a = stats(add);
     const ab = stats(addBase);
     emit({
@@ -222,6 +236,15 @@ export async function run(args: string[]): Promise<void> {
       case: 'del',
       pods: opts.pods,
       ...d,
+      agent_p50_ms: round(
+        percentile(
+          [...node.log().matchAll(/"msg":"done".*"method":"CmdDel".*"ms":(\d+)/g)]
+            .map((m) => Number(m[1]))
+            .slice(-opts.pods),
+          50,
+        ),
+      ),
+      agent_steps: delStepP50,
       baseline: { what: 'ip: delete the veth', ...db },
       ratio: round(db.p50_ms / d.p50_ms, 3),
     });

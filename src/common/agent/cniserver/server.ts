@@ -713,7 +713,13 @@ export class CniServer {
       });
     };
     // The IP is released while the interface is taken down; both are attempted whatever happens.
-    const [link, ipam] = await Promise.allSettled([removeLink(), this.o.ipam.del(this.ipamRequest(r, ctx))]);
+    const started = this.clock.monotonic();
+    const ms = (): number => Math.round((this.clock.monotonic() - started) * 10) / 10;
+    const steps: Record<string, number> = {};
+    const [link, ipam] = await Promise.allSettled([
+      removeLink().finally(() => (steps['interfaceMs'] = ms())),
+      this.o.ipam.del(this.ipamRequest(r, ctx)).finally(() => (steps['ipamMs'] = ms())),
+    ]);
     if (link.status === 'rejected') {
       const err: unknown = link.reason;
       if (err instanceof CniError) throw err;
@@ -723,7 +729,7 @@ export class CniServer {
     }
     if (ipam.status === 'rejected') throw toCniError(ipam.reason);
     this.o.journal.commit(containerId, ifname);
-    this.logger.info('Pod network removed', { containerId, ifname, hadInterface: stored !== undefined });
+    this.logger.info('Pod network removed', { containerId, ifname, hadInterface: stored !== undefined, ...steps });
   }
 
   // ---- CHECK -----------------------------------------------------------------------------------

@@ -77,6 +77,26 @@ async function reconfigures(runner: CommandRunner, ovs: OvsDaemons): Promise<num
   return Number(r.stdout.trim());
 }
 
+/** ovs-vswitchd's event counters (coverage/show totals), by name. */
+async function coverage(runner: CommandRunner, ovs: OvsDaemons): Promise<Map<string, number>> {
+  const r = await runner.run('ovs-appctl', ['-t', ovs.ctlSocketPath('ovs-vswitchd'), 'coverage/show']);
+  const out = new Map<string, number>();
+  for (const m of r.stdout.matchAll(/^(\S+)\s+.*total: (\d+)$/gm)) out.set(m[1] ?? '', Number(m[2]));
+  return out;
+}
+
+/** The counters that grew most between two snapshots, per operation. */
+function topCounters(a: Map<string, number>, b: Map<string, number>, per: number, n = 10): Record<string, number> {
+  return Object.fromEntries(
+    [...b]
+      .map(([k, v]) => [k, (v - (a.get(k) ?? 0)) / per] as const)
+      .filter(([, v]) => v > 0)
+      .sort((x, y) => y[1] - x[1])
+      .slice(0, n)
+      .map(([k, v]) => [k, round(v, 1)]),
+  );
+}
+
 /**
  * OVS's own cost, without the agent: on a fresh netdev bridge in its own namespace and daemons,
  * `n` veths attached one by one by an OVSDB client in this process (insert the port, wait for its
@@ -86,7 +106,7 @@ async function bareOvs(
   cleanup: Cleanup,
   runner: CommandRunner,
   n: number,
-): Promise<{ addPort: number[]; reconfiguresPerPort: number }> {
+): Promise<{ addPort: number[]; reconfiguresPerPort: number; counters: Record<string, number> }> {
   const ovs = await tempOvs(cleanup as unknown as Test);
   const ns = ovs.netns ?? '';
   const client = await OvsdbClient.connect({ endpoint: ovs.dbEndpoint, timeoutMs: 10_000 });
@@ -95,11 +115,15 @@ async function bareOvs(
   await bridge.create({ datapathType: 'netdev', failMode: 'secure' });
   const addPort: number[] = [];
   let before = 0;
+  let covBefore = new Map<string, number>();
   for (let i = 0; i < n + 3; i++) {
     const name = `bare${i}`;
     await runner.run('ip', ['-n', ns, 'link', 'add', name, 'up', 'type', 'veth', 'peer', 'name', `bp${i}`]);
     await runner.run('ip', ['-n', ns, 'link', 'set', `bp${i}`, 'up']);
-    if (i === 3) before = await reconfigures(runner, ovs);
+    if (i === 3) {
+      before = await reconfigures(runner, ovs);
+      covBefore = await coverage(runner, ovs);
+    }
     const ms = await timeIt(async () => {
       await bridge.createPort({ name, type: 'system' });
       await bridge.waitForOFPort(name);
@@ -107,7 +131,8 @@ async function bareOvs(
     if (i >= 3) addPort.push(ms); // the first 3 warm up
   }
   const after = await reconfigures(runner, ovs);
-  return { addPort, reconfiguresPerPort: round((after - before) / n, 2) };
+  const counters = topCounters(covBefore, await coverage(runner, ovs), n);
+  return { addPort, reconfiguresPerPort: round((after - before) / n, 2), counters };
 }
 
 export async function run(args: string[]): Promise<void> {
@@ -148,6 +173,7 @@ export async function run(args: string[]): Promise<void> {
     const add: number[] = [];
     const addBase: number[] = [];
     const reconfBefore = await reconfigures(runner, node.ovs);
+    const covBefore = await coverage(runner, node.ovs);
     const del: number[] = [];
     const delBase: number[] = [];
     const ms = (r: { exitCode: number; stdout: string; ms: number }): number => {
@@ -166,6 +192,12 @@ export async function run(args: string[]): Promise<void> {
       else await base().then(ours);
     }
     const reconfPerAdd = round(((await reconfigures(runner, node.ovs)) - reconfBefore) / opts.pods, 2);
+    const covPerAdd = topCounters(covBefore, await coverage(runner, node.ovs), opts.pods);
+    const dpFlows = (
+      await runner.run('ovs-appctl', ['-t', node.ovs.ctlSocketPath('ovs-vswitchd'), 'dpctl/dump-flows'])
+    ).stdout
+      .split('\n')
+      .filter((l) => l.trim() !== '').length;
     for (let i = 0; i < opts.pods; i++) {
       const ours = async (): Promise<void> => void del.push(ms(await node.cni('DEL', pods[i], { runner })));
       const base = async (): Promise<void> =>
@@ -224,6 +256,8 @@ export async function run(args: string[]): Promise<void> {
       agent_p50_ms: round(percentile(agentAdd, 50)),
       agent_steps: stepP50,
       ovs_reconfigures_per_add: reconfPerAdd,
+      ovs_top_counters_per_add: covPerAdd,
+      datapath_flows_after_adds: dpFlows,
       baseline: { what: 'ip: veth into the netns, address, up', ...ab },
       ratio: round(ab.p50_ms / a.p50_ms, 3),
       goal: 'ratio >= 0.333 (ADD p50 within 3x of the baseline)',
@@ -282,6 +316,7 @@ export async function run(args: string[]): Promise<void> {
       first10_p50_ms: round(percentile(bareRun.addPort.slice(0, 10), 50)),
       last10_p50_ms: round(percentile(bareRun.addPort.slice(-10), 50)),
       reconfigures_per_port: bareRun.reconfiguresPerPort,
+      ovs_top_counters_per_port: bareRun.counters,
       baseline: { what: 'ip: veth into the netns, address, up (the add case baseline)', ...ab },
       ratio: round(ab.p50_ms / o.p50_ms, 3),
     });

@@ -3,6 +3,10 @@
  * network namespace (IFLA_NET_NS_FD on the peer), configured through a netlink socket bound to that
  * namespace, with gratuitous ARP sent from a packet socket opened there (koffi `setns`, see
  * libc.ts). No command is spawned on this path.
+ *
+ * The host end is kept quiet for ovs-vswitchd, which runs in the same namespace and reconfigures
+ * on every link event there: it comes up once (after the Pod's end, so with its carrier, and
+ * already promiscuous), without ARP answers and without IPv6 addresses.
  */
 import { closeSync, existsSync, openSync } from 'node:fs';
 import type { CniIpConfig } from '../../common/apis/cni/spec.ts';
@@ -131,10 +135,18 @@ export class LinuxPodInterfaces implements PodInterfaceConfigurator {
         );
       }
       // The host side never answers ARP: with the userspace datapath the kernel still sees its
-      // frames and would answer a Pod's ARP for the gateway with this veth's MAC.
-      const noArp = (): boolean => setSysctl(`net/ipv4/conf/${req.hostInterfaceName}/arp_ignore`, '8');
-      if (this.hostNetns === undefined) noArp();
-      else inNetns(this.hostNetns, noArp);
+      // frames and would answer a Pod's ARP for the gateway with this veth's MAC. Nor does it get
+      // an IPv6 link-local address (set before it comes up): it needs none, and ovs-vswitchd
+      // tracks every address of its ports (its tunnel code rescans them on each link change), so
+      // each one would slow every later Pod's port.
+      const hostSysctls = (): void => {
+        setSysctl(`net/ipv4/conf/${req.hostInterfaceName}/arp_ignore`, '8');
+        if (existsSync(`/proc/sys/net/ipv6/conf/${req.hostInterfaceName}`)) {
+          setSysctl(`net/ipv6/conf/${req.hostInterfaceName}/disable_ipv6`, '1');
+        }
+      };
+      if (this.hostNetns === undefined) hostSysctls();
+      else inNetns(this.hostNetns, hostSysctls);
       if (req.disableTxChecksumOffload) inNetns(req.netns, () => disableTxChecksum(req.ifname));
       // ovs-vswitchd reconfigures every bridge on each link event in its namespace, so the host
       // end changes as few times as possible: the Pod's end first (the host end then comes up

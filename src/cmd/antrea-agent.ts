@@ -203,6 +203,10 @@ export async function runAgent(argv: readonly string[], signal: AbortSignal): Pr
       runner,
       logger,
       crashPoints: crashPointsFromEnv(process.env),
+      api: {
+        ...(process.env['POD_NAME'] === undefined ? {} : { podName: process.env['POD_NAME'] }),
+        ...(process.env['POD_NAMESPACE'] === undefined ? {} : { podNamespace: process.env['POD_NAMESPACE'] }),
+      },
       ...policySource(flags, config, logger, endpoint, reporter),
     });
     await Promise.all([agent.run(signal), reporter?.run(signal)]);

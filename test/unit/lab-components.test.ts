@@ -46,6 +46,7 @@ t.test('requests are validated, naming the bad field', (t) => {
     describeResult({ action: 'stop', component: 'antrea-controller', ms: 12.4 }),
     'antrea-controller: stop done in 12 ms, not running',
   );
+  t.end();
 });
 
 t.test('the server runs requests one at a time and carries errors back with their code', async (t) => {

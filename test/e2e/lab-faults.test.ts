@@ -16,6 +16,7 @@
 import t from 'tap';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { type ComponentResult, describeResult } from '../../src/lab/components.ts';
 import { labComponent, probePods } from '../../src/lab/control.ts';
 import { ensureModel } from '../../src/lab/model.ts';
 import {
@@ -116,7 +117,10 @@ t.test(
       await probing;
     });
     const faults: Fault[] = [];
-    /** Runs a fault, then waits (at most 15 s) until every allowed pair answered after it ended. */
+    /**
+     * Runs a fault, then keeps probing through its recovery window (10 s after it ended, or longer
+     * until every allowed pair answered, at most 15 s), so the windows of the faults do not overlap.
+     */
     const fault = async (name: string, inject: () => Promise<void>): Promise<void> => {
       const start = performance.now();
       await inject();
@@ -128,15 +132,21 @@ t.test(
         () => allow.every((p) => firstVerdict(prober.samples(pairKey(p)), end, true) !== undefined),
         RECOVERY_LIMIT_MS + 5_000,
       ).catch(() => undefined);
-      await sleep(1_500);
+      await sleep(Math.max(0, end + RECOVERY_LIMIT_MS - performance.now()));
+    };
+    const request = async (
+      action: 'kill' | 'start' | 'restart',
+      component: 'antrea-agent' | 'ovs-vswitchd',
+      node: string,
+    ): Promise<ComponentResult> => {
+      const r = await labComponent(lab.paths, { action, component, node });
+      t.comment(describeResult(r));
+      return r;
     };
     await sleep(2_000);
 
     const isolatedNode = nodeOf.get('x/a') ?? '';
     const otherNode = [...new Set(nodeOf.values())].find((n) => n !== isolatedNode) ?? '';
-    const request = (action: 'kill' | 'start' | 'restart', component: 'antrea-agent' | 'ovs-vswitchd', node: string) =>
-      labComponent(lab.paths, { action, component, node });
-
     await fault(`(a) antrea-agent on ${isolatedNode} SIGKILLed, 4 s down, started`, async () => {
       const killed = await request('kill', 'antrea-agent', isolatedNode);
       t.equal(killed.pid, undefined, 'the agent is gone');
@@ -151,6 +161,7 @@ t.test(
         const stop = await labCli(['component', 'stop', 'antrea-controller', '--data-dir', lab.dataDir]);
         t.equal(stop.exitCode, 0, 'antrea-lab component stop antrea-controller', { output: stop.stdout + stop.stderr });
         t.match(stop.stdout, /antrea-controller: stop done in .*, not running/);
+        t.comment(stop.stdout.trim());
         await sleep(2_000);
         await request('kill', 'antrea-agent', otherNode);
         await request('start', 'antrea-agent', otherNode);
@@ -160,6 +171,7 @@ t.test(
           output: start.stdout + start.stderr,
         });
         t.match(start.stdout, /antrea-controller: start done in .*, pid \d+/);
+        t.comment(start.stdout.trim());
       },
     );
 

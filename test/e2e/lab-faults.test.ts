@@ -68,6 +68,22 @@ t.test(
   'no denied connection and allowed pairs back within 10 s through agent, controller and ovs-vswitchd faults',
   async (t) => {
     const lab = await startLab(t, 'faults', ['--nodes', '3', '--cni', 'antrea']);
+    // Bad component requests are refused, naming what is wrong, and change nothing.
+    const cli = (...args: string[]): ReturnType<typeof labCli> =>
+      labCli(['component', ...args, '--data-dir', lab.dataDir]);
+    const badAction = await cli('pause', 'antrea-agent', '--node', 'node-1');
+    t.equal(badAction.exitCode, 2, 'an unknown action is a usage error');
+    t.match(badAction.stderr, /action: must be one of kill, stop, start, restart, got "pause"/);
+    const noNode = await cli('kill', 'ovs-vswitchd');
+    t.equal(noNode.exitCode, 2, 'a per-Node component needs --node');
+    t.match(noNode.stderr, /node: ovs-vswitchd runs per Node/);
+    const absent = await cli('kill', 'antrea-agent', '--node', 'node-9');
+    t.equal(absent.exitCode, 1, 'an absent Node is an error');
+    t.match(absent.stderr, /no Node node-9 in this lab \(node-1, node-2, node-3\)/);
+    const noLab = await labCli(['component', 'start', 'antrea-controller', '--data-dir', `${lab.dataDir}-none`]);
+    t.equal(noLab.exitCode, 1, 'no lab: an error');
+    t.match(noLab.stderr, /no lab is running in/);
+
     const model = await ensureModel(lab.client, 'k8s', { timeoutMs: 180_000 });
     const nodeOf = new Map(model.map((p) => [p.key, p.node]));
     const pods = new Map((await probePods(lab.paths, lab.client, ['x', 'y', 'z'])).map((p) => [p.key, p]));

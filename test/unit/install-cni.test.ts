@@ -145,10 +145,11 @@ t.test(
       '--primary-plugin',
       JSON.stringify(primary),
     ]);
-    t.same(
-      (JSON.parse(readFileSync(join(dir, 'c3', '10-antrea.conflist'), 'utf8')) as { plugins: unknown[] }).plugins,
-      [primary, { type: 'antrea' }],
-    );
+    t.same(JSON.parse(readFileSync(join(dir, 'c3', '10-antrea.conflist'), 'utf8')), {
+      cniVersion: '1.0.0',
+      name: 'antrea',
+      plugins: [primary, { type: 'antrea' }],
+    });
     await t.rejects(
       installMain(['--bin-dir', dir, '--conf-dir', dir, '--primary-plugin', '[1]']),
       /--primary-plugin: must be a JSON object/,

@@ -118,7 +118,10 @@ export function windowsLauncherConfig(
   ].join('\r\n');
 }
 
-/** The conflist (cniVersion 1.0.0 by default, also offering 1.1.0 to runtimes that know it). */
+/**
+ * The conflist (cniVersion 1.0.0 by default, also offering 1.1.0 to runtimes that know it unless
+ * antrea is chained after a primary plugin).
+ */
 export function antreaConflist(
   o: Pick<
     InstallCniOptions,
@@ -141,7 +144,9 @@ export function antreaConflist(
   if (o.chainPortmap === true) plugins.push({ type: 'portmap', capabilities: { portMappings: true } });
   if (o.chainBandwidth === true) plugins.push({ type: 'bandwidth', capabilities: { bandwidth: true } });
   const conf: Record<string, unknown> = { cniVersion: version, name: o.networkName ?? 'antrea' };
-  if (version === '1.0.0') conf['cniVersions'] = ['1.0.0', '1.1.0'];
+  // 1.1.0 is offered only when antrea is alone: a primary plugin may not speak it (ptp does not),
+  // and a runtime picks the newest version listed.
+  if (version === '1.0.0' && primary === undefined) conf['cniVersions'] = ['1.0.0', '1.1.0'];
   conf['plugins'] = plugins;
   return JSON.stringify(conf, null, 2) + '\n';
 }

@@ -82,12 +82,21 @@ export interface ChainedPodInterfaces {
    * Takes the host side over for OVS (Antrea's MigrateRoutesToGw): every route out of
    * `hostInterfaceName` (except the kernel's own address routes) is moved to `gateway`, and so are
    * its global addresses (the primary plugin's gateway address, often shared by every Pod); the host
-   * side stops answering ARP (with OVS's userspace datapath the kernel still sees its frames).
+   * side stops answering ARP (with OVS's userspace datapath the kernel still sees its frames);
+   * optionally the container side's TX checksum offload is turned off.
    * Returns the destinations of the moved routes. Idempotent: nothing left to move, nothing moves.
    * Throws POD_INTERFACE_NOT_FOUND when the host side is gone, HostNetworkError
    * HOST_INTERFACE_NOT_FOUND when `gateway` does not exist.
    */
-  takeOver(spec: { readonly hostInterfaceName: string; readonly gateway: string }): Promise<string[]>;
+  takeOver(spec: {
+    readonly hostInterfaceName: string;
+    readonly gateway: string;
+    /**
+     * Turn TX checksum offload off on the container side `ifname` in `netns` (OVS's userspace
+     * datapath needs full checksums, as for the Pods antrea makes itself).
+     */
+    readonly disableTxChecksumOffload?: { readonly netns: string; readonly ifname: string };
+  }): Promise<string[]>;
 
   /**
    * Removes the host routes to `ips` (/32, /128) that go out of `gateway` (Antrea's

@@ -7,8 +7,10 @@
  */
 import { HostNetworkError, podInterfaceError } from '../../common/host/errors.ts';
 import type { ChainedPodInterfaces, PodInterface } from '../../common/host/pod-interfaces.ts';
+import { errorMessage } from '../../common/util/errors.ts';
 import { canonicalIp, cidrIp, ipFamily } from '../../common/util/ip.ts';
 import { type Logger, nullLogger } from '../../common/util/log.ts';
+import { disableTxChecksum, inNetns } from './libc.ts';
 import type { Netlink, RouteInfo } from './netlink.ts';
 import { openPodNetlink, silenceHostArp } from './pod-links.ts';
 
@@ -78,13 +80,29 @@ export class LinuxChainedInterfaces implements ChainedPodInterfaces {
     return gw.index;
   }
 
-  async takeOver(spec: { hostInterfaceName: string; gateway: string }): Promise<string[]> {
+  async takeOver(spec: {
+    hostInterfaceName: string;
+    gateway: string;
+    disableTxChecksumOffload?: { netns: string; ifname: string };
+  }): Promise<string[]> {
     const link = await this.host.link(spec.hostInterfaceName);
     if (link === undefined) {
       throw podInterfaceError('POD_INTERFACE_NOT_FOUND', `host interface ${spec.hostInterfaceName} does not exist`);
     }
     const gw = await this.gatewayLink(spec.gateway);
     silenceHostArp(spec.hostInterfaceName, this.hostNetns);
+    const pod = spec.disableTxChecksumOffload;
+    if (pod !== undefined) {
+      try {
+        inNetns(pod.netns, () => disableTxChecksum(pod.ifname));
+      } catch (err) {
+        throw podInterfaceError(
+          'POD_INTERFACE_FAILED',
+          `turning TX checksum offload off on ${pod.ifname} in ${pod.netns}: ${errorMessage(err)}`,
+          err,
+        );
+      }
+    }
     // Routes first, then addresses: a route may go away with the address it depends on.
     const routes: RouteInfo[] = [...(await this.host.routes(4)), ...(await this.host.routes(6))].filter(
       (r) => r.oif === link.index && r.protocol !== RTPROT_KERNEL && !isLinkLocal(r.dst),
@@ -124,7 +142,8 @@ export class LinuxChainedInterfaces implements ChainedPodInterfaces {
       const hit = (await this.host.routes(fam)).find(
         (r) => r.oif === gw.index && `${canonicalIp(cidrIp(r.dst))}/${r.dst.split('/')[1] ?? ''}` === dst,
       );
-      if (hit !== undefined) await this.host.deleteRoute({ dst, oif: gw.index });
+      // The kernel matches rtm_protocol too: delete with the route's own.
+      if (hit !== undefined) await this.host.deleteRoute({ dst, oif: gw.index, protocol: hit.protocol });
     }
   }
 }

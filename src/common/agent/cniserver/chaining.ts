@@ -43,6 +43,8 @@ export interface ChainedPodsOptions {
   readonly ovsPortType: PortSpec['type'];
   /** The gateway device (antrea-gw0) the Pods' routes move to. */
   readonly gateway: string;
+  /** Turn the Pod side's TX checksum offload off (config, or OVS's userspace datapath). */
+  readonly disableTxChecksumOffload: boolean;
   /** The Pod flow client (absent until the pipeline is up). */
   readonly podFlows: () => PodFlowClient | undefined;
   readonly logger: Logger;
@@ -116,7 +118,13 @@ export class ChainedPods {
       const ofport = await this.o.bridge.waitForOFPort(name);
       iface = { ...iface, ofport };
       done.routes = true; // a partial move is undone too
-      const moved = await this.o.chaining.takeOver({ hostInterfaceName: name, gateway: this.o.gateway });
+      const moved = await this.o.chaining.takeOver({
+        hostInterfaceName: name,
+        gateway: this.o.gateway,
+        ...(this.o.disableTxChecksumOffload
+          ? { disableTxChecksumOffload: { netns: req.agentNetns, ifname: req.ifname } }
+          : {}),
+      });
       const flows = this.o.podFlows();
       if (flows !== undefined) {
         done.flows = true;

@@ -190,6 +190,7 @@ export class CniServer {
             chaining,
             ovsPortType: opts.podInterfaces.ovsPortType,
             gateway: opts.config.hostGateway,
+            disableTxChecksumOffload: opts.config.disableTXChecksumOffload || opts.config.ovsDatapathType === 'netdev',
             podFlows: () => this.podFlows,
             logger: this.logger,
           })

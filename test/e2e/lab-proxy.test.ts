@@ -5,8 +5,10 @@
  * namespace. What holds: a ClusterIP Service with 3 Endpoints on 2 Nodes spreads 300 connections over
  * all of them; an Endpoint taken out of the Service (its Pod relabelled, so it still answers if
  * reached) gets no new connections; a NodePort answers on both Nodes' IPs from outside the cluster
- * with Endpoints on either Node; ClientIP session affinity keeps a client on one Endpoint. One lab for
- * all of it. Skipped where the tree has no antrea-agent.
+ * with Endpoints on either Node; ClientIP session affinity keeps a client on one Endpoint; a
+ * NetworkPolicy on the Endpoints applies after DNAT (a client it denies is blocked through the
+ * ClusterIP too, on the same Node and across Nodes, and gets through again once the policy is
+ * gone). One lab for all of it. Skipped where the tree has no antrea-agent.
  */
 import t from 'tap';
 import { existsSync } from 'node:fs';
@@ -30,6 +32,7 @@ const PODS = [
   { name: 'web-2', node: 'node-2', web: true },
   { name: 'web-3', node: 'node-1', web: true },
   { name: 'client', node: 'node-2', web: false },
+  { name: 'other', node: 'node-1', web: false },
 ] as const;
 
 interface Service extends KubeObject {
@@ -43,7 +46,7 @@ function pod(name: string, node: string, web: boolean): Record<string, unknown> 
   return {
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: { name, namespace: NS, labels: web ? { app: 'web' } : { role: 'client' } },
+    metadata: { name, namespace: NS, labels: web ? { app: 'web' } : { role: name } },
     spec: {
       nodeName: node,
       terminationGracePeriodSeconds: 1,
@@ -171,5 +174,43 @@ t.test('Services on a 2-Node antrea lab', async (t) => {
     t.comment(`after removing web-3: ${JSON.stringify(counts)}`);
     t.same(Object.keys(counts).sort(), ['web-1', 'web-2'], 'the two remaining Endpoints, and only them');
     t.equal(total(counts), 150, 'every connection answered');
+  });
+
+  await t.test('a NetworkPolicy on the Endpoints applies after DNAT', async (t) => {
+    const otherNetns = records.find((r) => r.name === 'other')?.netns ?? '';
+    const npRef = { apiVersion: 'networking.k8s.io/v1', resource: 'networkpolicies', namespace: NS } as const;
+    // The Endpoints (web-1 on node-1, web-2 on node-2) admit only the Pod labelled role=client.
+    await c.create(npRef, {
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'NetworkPolicy',
+      metadata: { name: 'web-from-client', namespace: NS },
+      spec: {
+        podSelector: { matchLabels: { app: 'web' } },
+        policyTypes: ['Ingress'],
+        ingress: [{ from: [{ podSelector: { matchLabels: { role: 'client' } } }], ports: [{ port: 8080 }] }],
+      },
+    });
+    await eventually(
+      'the policy is enforced',
+      async () => (await connectMany(otherNetns, clusterIP, 80, 4, 1000))['timeout'] === 4,
+      30_000,
+    );
+    const denied = await connectMany(otherNetns, clusterIP, 80, 20, 1000);
+    t.comment(`denied client through ${clusterIP}: ${JSON.stringify(denied)}`);
+    t.same(denied, { timeout: 20 }, 'the denied client gets no answer through the ClusterIP, from either Endpoint');
+    const allowed = await connectMany(clientNetns, clusterIP, 80, 60);
+    t.comment(`allowed client through ${clusterIP}: ${JSON.stringify(allowed)}`);
+    t.same(Object.keys(allowed).sort(), ['web-1', 'web-2'], 'the allowed client still reaches both Endpoints');
+    t.equal(total(allowed), 60, 'every allowed connection answered');
+
+    await c.delete({ ...npRef, name: 'web-from-client' });
+    await eventually(
+      'the denied client gets through once the policy is gone',
+      async () => (await connectMany(otherNetns, clusterIP, 80, 4, 1000))['timeout'] === undefined,
+      30_000,
+    );
+    const after = await connectMany(otherNetns, clusterIP, 80, 40);
+    t.same(Object.keys(after).sort(), ['web-1', 'web-2'], 'without the policy it reaches both Endpoints');
+    t.equal(total(after), 40, 'every connection answered');
   });
 });

@@ -377,11 +377,22 @@ export class ControlplaneNode {
     await until('the servers', () => readFileSync(log, 'utf8').includes('serving'), 10_000);
   }
 
-  /** One TCP connection; true if it got through. */
-  async probe(from: CpPod, to: CpPod, port = 80): Promise<boolean> {
+  /** One TCP connection (from `srcPort` if given, else an ephemeral port); true if it got through. */
+  async probe(from: CpPod, to: CpPod, port = 80, srcPort?: number): Promise<boolean> {
     const r = await runner.run(
       'ip',
-      ['netns', 'exec', from.ns, process.execPath, PROBE, 'tcp', to.ip, String(port), '1000'],
+      [
+        'netns',
+        'exec',
+        from.ns,
+        process.execPath,
+        PROBE,
+        'tcp',
+        to.ip,
+        String(port),
+        '1000',
+        ...(srcPort === undefined ? [] : [String(srcPort)]),
+      ],
       { okExitCodes: [1], timeoutMs: 20_000 },
     );
     return r.exitCode === 0;

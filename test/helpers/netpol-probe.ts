@@ -3,8 +3,9 @@
  *
  *   netpol-probe.ts serve TCP_PORTS UDP_PORTS       listen (comma-separated ports; "-" for none):
  *                                                  TCP answers "ok" and closes, UDP echoes
- *   netpol-probe.ts tcp|udp IP PORT [TIMEOUT_MS]   one connection / datagram; prints "ok" (exit 0)
- *                                                  or "fail: <why>" (exit 1)
+ *   netpol-probe.ts tcp|udp IP PORT [TIMEOUT_MS] [SRC_PORT]
+ *                                                  one connection / datagram (from SRC_PORT if given);
+ *                                                  prints "ok" (exit 0) or "fail: <why>" (exit 1)
  *   netpol-probe.ts multi tcp|udp PORT MS IP...     probes every IP at once; one "IP ok|fail" line each
  *   netpol-probe.ts loop tcp|udp IP PORT MS        a probe every MS until killed; one line each:
  *                                                  "<epoch ms> ok" or "<epoch ms> fail: <why>"
@@ -18,7 +19,7 @@ function ports(list: string): number[] {
   return list === '-' || list === '' ? [] : list.split(',').map(Number);
 }
 
-function probe(proto: string, ip: string, port: number, timeoutMs: number): Promise<string> {
+function probe(proto: string, ip: string, port: number, timeoutMs: number, srcPort?: number): Promise<string> {
   return new Promise((resolve) => {
     const timer = setTimeout(() => {
       done('fail: timeout');
@@ -33,7 +34,7 @@ function probe(proto: string, ip: string, port: number, timeoutMs: number): Prom
       resolve(r);
     };
     if (proto === 'tcp') {
-      const s = connect({ host: ip, port });
+      const s = connect({ host: ip, port, ...(srcPort === undefined ? {} : { localPort: srcPort }) });
       cleanups.push(() => s.destroy());
       let data = '';
       s.on('data', (x) => (data += x.toString()));
@@ -44,7 +45,8 @@ function probe(proto: string, ip: string, port: number, timeoutMs: number): Prom
       cleanups.push(() => s.close());
       s.on('message', (m) => done(m.toString() === 'ping' ? 'ok' : 'fail: bad echo'));
       s.on('error', (e) => done(`fail: ${e.message}`));
-      s.send('ping', port, ip);
+      if (srcPort === undefined) s.send('ping', port, ip);
+      else s.bind(srcPort, () => s.send('ping', port, ip));
     }
   });
 }
@@ -58,7 +60,7 @@ if (mode === 'serve') {
   }
   console.log('serving');
 } else if (mode === 'tcp' || mode === 'udp') {
-  const r = await probe(mode, a, Number(b), c === '' ? 1000 : Number(c));
+  const r = await probe(mode, a, Number(b), c === '' ? 1000 : Number(c), d === '' ? undefined : Number(d));
   console.log(r);
   process.exitCode = r === 'ok' ? 0 : 1;
 } else if (mode === 'multi') {
@@ -74,6 +76,6 @@ if (mode === 'serve') {
     if (left > 0) await new Promise((r) => setTimeout(r, left));
   }
 } else {
-  console.error('usage: netpol-probe.ts serve TCP UDP | tcp|udp IP PORT [MS] | loop tcp|udp IP PORT MS');
+  console.error('usage: netpol-probe.ts serve TCP UDP | tcp|udp IP PORT [MS [SRC_PORT]] | loop tcp|udp IP PORT MS');
   process.exitCode = 2;
 }

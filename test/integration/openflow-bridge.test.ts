@@ -18,6 +18,10 @@ import { integrationSkipReason, tempOvs } from '../helpers/env.ts';
 import { addBridge, dumpFlowLines, dumpGroupLines, dumpMeterTexts, ofctl } from '../helpers/ovs-bridge.ts';
 import { SAMPLE_FLOW_TEXTS, sampleFeature } from '../helpers/sample-pipeline.ts';
 import { until } from '../helpers/wait.ts';
+import { configureUserspaceConntrack } from '../../src/common/agent/userspace-conntrack.ts';
+import { unixctl, vswitchdControlSocket } from '../../src/common/ovs/unixctl.ts';
+import { nullLogger } from '../../src/common/util/log.ts';
+import { join } from 'node:path';
 
 const skip = integrationSkipReason();
 if (skip !== undefined) t.plan(0, skip);
@@ -42,11 +46,18 @@ async function startAgent(
   t: Test,
   endpoint: string,
   round: number,
+  onSwitchConnected?: () => Promise<void>,
 ): Promise<Pick<Setup, 'client' | 'bridge' | 'pipeline' | 'cookies'>> {
   const cookies = new CookieAllocator(round);
   const pipeline = new RealizedPipeline([sampleFeature(cookies)]);
   const client = new OpenFlowClient({ endpoint, backoff: { initialMs: 50, maxMs: 500 }, echoIntervalMs: 1000 });
-  const bridge = new BridgeClient({ client, pipeline, cookies, opTimeoutMs: 20_000 });
+  const bridge = new BridgeClient({
+    client,
+    pipeline,
+    cookies,
+    opTimeoutMs: 20_000,
+    ...(onSwitchConnected === undefined ? {} : { onSwitchConnected }),
+  });
   const ac = new AbortController();
   const running = client.run(ac.signal);
   t.teardown(async () => {
@@ -177,6 +188,33 @@ t.test(
     );
   },
 );
+
+t.test('userspace conntrack settings are applied on connecting and again after ovs-vswitchd restarts', async (t) => {
+  const ovs = await tempOvs(t);
+  const endpoint = await addBridge(ovs, 'br-ct');
+  const seqCheck = async (): Promise<string> =>
+    (await unixctl(vswitchdControlSocket(ovs.runDir), 'dpctl/ct-get-tcp-seq-chk')).trim();
+  t.equal(await seqCheck(), 'TCP sequence checking: enabled', 'a fresh ovs-vswitchd checks TCP sequence numbers');
+  let calls = 0;
+  const { bridge } = await startAgent(t, endpoint, 1, async () => {
+    calls++;
+    await configureUserspaceConntrack(ovs.runDir, nullLogger);
+  });
+  t.equal(await seqCheck(), 'TCP sequence checking: disabled', 'the agent turned the check off before installing');
+  await ovs.restart('ovs-vswitchd');
+  await until('the replay', () => bridge.replayCount >= 1);
+  t.equal(await seqCheck(), 'TCP sequence checking: disabled', 'and again after ovs-vswitchd restarted');
+  t.equal(calls, 2, 'once per connection');
+});
+
+t.test('a failing datapath setting is logged and does not stop the pipeline', async (t) => {
+  const ovs = await tempOvs(t);
+  const endpoint = await addBridge(ovs, 'br-ctf');
+  const { bridge } = await startAgent(t, endpoint, 1, () =>
+    configureUserspaceConntrack(join(ovs.runDir, 'absent'), nullLogger),
+  );
+  t.same(await dumpFlowLines(endpoint), bridge.recordedFlows().map(String).sort(), 'the pipeline is installed');
+});
 
 t.test('a restarted agent installs a new cookie round and removes the previous round after converging', async (t) => {
   const first = await setup(t, 'br-rd');

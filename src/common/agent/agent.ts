@@ -8,6 +8,7 @@
  */
 import { join } from 'node:path';
 import { ovsSocketEndpoint, type PlatformStrategy } from '../host/platform.ts';
+import { configureUserspaceConntrack } from './userspace-conntrack.ts';
 import { OvsdbBridge } from '../ovs/ovsdb/bridge.ts';
 import { OvsdbClient } from '../ovs/ovsdb/client.ts';
 import { type Clock, systemClock } from '../util/clock.ts';
@@ -229,6 +230,9 @@ export class Agent implements Runnable {
         cookies,
         logger: this.logger,
         clock,
+        ...(config.ovsDatapathType === 'netdev'
+          ? { onSwitchConnected: () => configureUserspaceConntrack(config.ovsRunDir, this.logger) }
+          : {}),
       });
       tasks.push(ofClient.run(inner.signal));
       await ofBridge.ready(inner.signal);

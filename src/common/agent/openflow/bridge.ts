@@ -41,6 +41,11 @@ export interface BridgeClientOptions {
   /** How long an operation waits for a connection (default 30 s). */
   readonly opTimeoutMs?: number;
   readonly clock?: Clock;
+  /**
+   * Called on every (re)connection to the switch before its state is synchronized: for settings of
+   * the datapath that do not survive an ovs-vswitchd restart. A failure is logged; the sync goes on.
+   */
+  readonly onSwitchConnected?: () => Promise<void>;
 }
 
 /** The cache key of the framework's and features' initial flows. */
@@ -57,6 +62,7 @@ export class BridgeClient {
   private queue: Promise<unknown> = Promise.resolve();
   private initialized = false;
   private replays = 0;
+  private readonly onSwitchConnected: (() => Promise<void>) | undefined;
 
   constructor(opts: BridgeClientOptions) {
     this.client = opts.client;
@@ -65,6 +71,7 @@ export class BridgeClient {
     this.logger = (opts.logger ?? nullLogger).child({ component: 'bridge-client' });
     this.opTimeoutMs = opts.opTimeoutMs ?? 30_000;
     this.clock = opts.clock ?? systemClock;
+    this.onSwitchConnected = opts.onSwitchConnected;
     this.client.onConnect((conn) => this.onConnect(conn));
   }
 
@@ -211,6 +218,13 @@ export class BridgeClient {
    * same, so a restarted agent also takes over the groups and meters its predecessor left.
    */
   private async onConnect(conn: OpenFlowConnection): Promise<void> {
+    if (this.onSwitchConnected !== undefined) {
+      try {
+        await this.onSwitchConnected();
+      } catch (err) {
+        this.logger.warn('datapath settings after connecting to the switch failed', { error: errorMessage(err) });
+      }
+    }
     await setTableNames(conn, this.pipeline.tableNames());
     if (!this.initialized) {
       const init = this.pipeline.initialState(this.cookies);

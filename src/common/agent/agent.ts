@@ -248,6 +248,7 @@ export class Agent implements Runnable {
         gateway: { ofport: node.gatewayOfport, mac: node.gatewayMac, ips: node.gatewayIPs },
         ...(node.tunnelOfport === undefined ? {} : { tunnel: { ofport: node.tunnelOfport } }),
         podCIDRs: node.podCIDRs,
+        ...(config.trafficEncapMode === 'networkPolicyOnly' ? { networkPolicyOnly: true } : {}),
       });
       const ofClient = new OpenFlowClient({
         endpoint: ovsSocketEndpoint(platform.os, config.ovsRunDir, `${config.ovsBridge}.mgmt`),

@@ -172,6 +172,16 @@ export interface Decision {
   readonly reason: string;
 }
 
+/** What an API server needs to authenticate a bearer token (TokenAuthenticator is one). */
+export interface Authn {
+  authenticate(token: string): Promise<Authenticated | NotAuthenticated>;
+}
+
+/** What an API server needs to authorize a request (DelegatingAuthorizer is one). */
+export interface Authz {
+  authorize(user: UserInfo, attrs: AccessAttributes): Promise<Decision>;
+}
+
 export class DelegatingAuthorizer {
   private readonly reviewer: AccessReviewer;
   private readonly cache: TtlCache<Decision>;

@@ -54,27 +54,13 @@ import {
   sendText,
   statusBody,
 } from '../../common/apiserver/http.ts';
-import type {
-  AccessAttributes,
-  Authenticated,
-  Decision,
-  NodeAccessPolicy,
-  NotAuthenticated,
-  UserInfo,
-} from './auth.ts';
+import type { AccessAttributes, Authn, Authz, NodeAccessPolicy, UserInfo } from './auth.ts';
 import { checkNoQuery, checkObjectName, parseListWatchQuery } from './query.ts';
 import type { WatchCloseReason, WatchHandle, WatchHub, WatchSink } from './watch.ts';
 
 export const DEFAULT_API_PORT = 10349;
 
 export { HttpError };
-
-export interface Authn {
-  authenticate(token: string): Promise<Authenticated | NotAuthenticated>;
-}
-export interface Authz {
-  authorize(user: UserInfo, attrs: AccessAttributes): Promise<Decision>;
-}
 
 export interface ControlplaneServerOptions {
   readonly controller: NetworkPolicyController;

@@ -27,7 +27,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
-import type { AccessAttributes, Authenticated, Decision, NotAuthenticated, UserInfo } from '../../apiserver/auth.ts';
+import type { Authn, Authz, UserInfo } from '../../apiserver/auth.ts';
 import {
   bearerToken,
   forbidden,
@@ -54,13 +54,6 @@ export const CA_CERT_FILE = 'ca.crt';
 
 /** The identity of the loopback token (as k8s.io/apiserver's loopback client). */
 export const LOOPBACK_USER: UserInfo = { username: 'system:apiserver', groups: ['system:masters'], extra: {} };
-
-export interface Authn {
-  authenticate(token: string): Promise<Authenticated | NotAuthenticated>;
-}
-export interface Authz {
-  authorize(user: UserInfo, attrs: AccessAttributes): Promise<Decision>;
-}
 
 export interface AgentApiServerOptions {
   readonly querier: AgentQuerier;

@@ -5,6 +5,11 @@
  *
  *   antrea-agent --config FILE [--node-name NAME] [--pod-cidr CIDR]... [--node-ip IP]...
  *                [--log-level info|debug|trace|N] [--log-format json|text]
+ *   antrea-agent --config FILE --cleanup
+ *
+ * --cleanup undoes what the agent leaves on the host's networking (the userspace datapath's uplink
+ * bridge br-phy: the Node's addresses and routes go back to the uplink) and exits; run it with the
+ * agent stopped, when removing antrea from the Node (src/common/agent/cleanup.ts).
  *
  * The Node's name defaults to $NODE_NAME (as in Antrea's DaemonSet), then the host name. Pod CIDRs
  * and Node IPs come from the flags (a static Node config source). With
@@ -31,6 +36,7 @@ import {
 } from '../common/agent/controlplane/index.ts';
 import { type AgentConfig, ConfigError, defaultAgentConfig, parseAgentConfig } from '../common/agent/config.ts';
 import { StaticNodeConfigSource } from '../common/agent/node-config.ts';
+import { cleanupNode } from '../common/agent/cleanup.ts';
 import type { PolicyEventHandler } from '../common/agent/networkpolicy/controller.ts';
 import { FilePolicySource } from '../common/agent/networkpolicy/file-source.ts';
 import type { PlatformPaths, PlatformStrategy } from '../common/host/platform.ts';
@@ -43,6 +49,7 @@ import { createLogger, type Logger, parseLogLevel } from '../common/util/log.ts'
 
 export const USAGE = `usage: antrea-agent --config FILE [--node-name NAME] [--pod-cidr CIDR]... [--node-ip IP]...
                     [--log-level LEVEL] [--log-format json|text]
+       antrea-agent --config FILE --cleanup
                     [--controller-url https://HOST:PORT --controller-ca FILE --controller-token-file FILE
                      [--controller-server-name NAME] | --policy-file FILE]`;
 
@@ -92,6 +99,8 @@ export interface ParsedFlags {
   readonly nodeIPs: string[];
   readonly logLevel: string;
   readonly logFormat: 'json' | 'text';
+  /** Restore the host's networking (the uplink) and exit instead of running the agent. */
+  readonly cleanup: boolean;
   /** This Node's controlplane objects from a file (until the controller connection is wired). */
   readonly policyFile: string | undefined;
   /** antrea-controller's API (https://host:10349), its CA bundle file and the agent's token file. */
@@ -116,6 +125,7 @@ export function parseFlags(argv: readonly string[], env: Readonly<Record<string,
       'controller-token-file': { type: 'string' },
       'controller-server-name': { type: 'string' },
       help: { type: 'boolean' },
+      cleanup: { type: 'boolean' },
     },
     strict: true,
     allowPositionals: false,
@@ -131,6 +141,7 @@ export function parseFlags(argv: readonly string[], env: Readonly<Record<string,
     nodeIPs: values['node-ip'] ?? [],
     logLevel: values['log-level'] ?? 'info',
     logFormat: format,
+    cleanup: values.cleanup === true,
     policyFile: values['policy-file'],
     controller: controllerFlags(values),
   };
@@ -172,6 +183,10 @@ export async function runAgent(argv: readonly string[], signal: AbortSignal): Pr
   const runner = createHelperRunner();
   const platform = createPlatform(strategy, logger, config, runner);
   try {
+    if (flags.cleanup) {
+      await cleanupNode({ config, platform, logger });
+      return;
+    }
     const controller = flags.controller;
     const endpoint: ControllerEndpoint | undefined =
       controller === undefined
@@ -203,6 +218,10 @@ export async function runAgent(argv: readonly string[], signal: AbortSignal): Pr
       runner,
       logger,
       crashPoints: crashPointsFromEnv(process.env),
+      api: {
+        ...(process.env['POD_NAME'] === undefined ? {} : { podName: process.env['POD_NAME'] }),
+        ...(process.env['POD_NAMESPACE'] === undefined ? {} : { podNamespace: process.env['POD_NAMESPACE'] }),
+      },
       ...policySource(flags, config, logger, endpoint, reporter),
     });
     await Promise.all([agent.run(signal), reporter?.run(signal)]);

@@ -8,6 +8,7 @@
  *   antrea-lab exec [-n NAMESPACE] POD -- COMMAND [ARG...]
  *   antrea-lab probe [--port N] [--protocol TCP|UDP] [--namespaces x,y,z] [--data-dir DIR]
  *   antrea-lab demo [--once] [--nodes N] [--data-dir DIR]
+ *   antrea-lab component kill|stop|start|restart antrea-agent|antrea-controller|ovs-vswitchd [--node NODE]
  *
  * The data directory (default /var/lib/antrea-lab, or $ANTREA_LAB_DATA_DIR) holds the lab's state,
  * logs and kubeconfig; `down` removes it with everything else the lab made.
@@ -21,7 +22,8 @@ import { formatDuration } from '../common/util/clock.ts';
 import { createLogger, parseLogLevel } from '../common/util/log.ts';
 import { caseMatches, loadCases } from '../lab/conformance/cases.ts';
 import { ConformanceRunner, formatOutcome, summarize } from '../lab/conformance/runner.ts';
-import { labClient, LabPaths, labUp, findPod, probePods, runningLab } from '../lab/control.ts';
+import { COMPONENT_ACTIONS, describeResult, LAB_COMPONENTS, parseComponentRequest } from '../lab/components.ts';
+import { labClient, labComponent, LabPaths, labUp, findPod, probePods, runningLab } from '../lab/control.ts';
 import { runDemo } from '../lab/demo.ts';
 import { auditIsolation } from '../lab/fabric.ts';
 import { antreaCni, bridgeCni } from '../lab/node-cni.ts';
@@ -50,6 +52,10 @@ const USAGE = `usage: antrea-lab COMMAND [options]
                 --retry-seconds N  retry window of a wrong pair (default 10, as upstream)
                 --verbose          print expected and actual matrices of wrong probes
               Uses the running lab, or brings one up (--nodes, default 2) and removes it after.
+  component   kill, stop, start or restart a component of the running lab (fault injection):
+                antrea-lab component ACTION COMPONENT [--node NODE]
+                ACTION: ${COMPONENT_ACTIONS.join(', ')}; COMPONENT: ${LAB_COMPONENTS.join(', ')}
+                (antrea-agent and ovs-vswitchd run per Node: --node names it)
   demo        the demo: a 2-Node lab, Namespaces x, y, z with Pods a, b, c, the connectivity matrix,
               a sample NetworkPolicy, the matrix again; leaves the lab running (--once removes it)
                 --nodes N (default 2)  --encap MODE  --cni antrea|bridge
@@ -302,6 +308,30 @@ async function probe(args: string[]): Promise<number> {
   return 0;
 }
 
+async function component(args: string[]): Promise<number> {
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({
+      args,
+      options: { 'data-dir': { type: 'string' }, node: { type: 'string' } },
+      strict: true,
+      allowPositionals: true,
+    });
+  } catch (err) {
+    throw new UsageError(errorMessage(err));
+  }
+  const [action, comp, ...extra] = parsed.positionals;
+  if (action === undefined || comp === undefined || extra.length > 0) {
+    throw new UsageError('component: give an ACTION and a COMPONENT');
+  }
+  const node = str(parsed.values['node']);
+  const req = parseComponentRequest({ action, component: comp, ...(node === undefined ? {} : { node }) });
+  needLinuxRoot('component');
+  const paths = new LabPaths(resolveDataDir(str(parsed.values['data-dir'])));
+  say(describeResult(await labComponent(paths, req)));
+  return 0;
+}
+
 async function conformance(args: string[]): Promise<number> {
   const { values } = parse(args, {
     cases: { type: 'string' },
@@ -486,6 +516,7 @@ const commands: Record<string, (args: string[]) => number | Promise<number>> = {
   probe,
   supervise,
   conformance,
+  component,
   demo,
 };
 let code: number;

@@ -4,8 +4,11 @@
  *
  *   install-cni --bin-dir DIR --conf-dir DIR [--cni-socket PATH] [--compile-cache DIR]
  *               [--copy-plugins NAME,NAME --copy-from DIR] [--portmap] [--bandwidth]
- *               [--os linux|windows] [--launcher antrea-cni-launcher.exe]
+ *               [--os linux|windows] [--launcher antrea-cni-launcher.exe] [--primary-plugin JSON]
  *
+ * --primary-plugin writes a chained conflist for trafficEncapMode networkPolicyOnly: the given
+ * primary plugin (e.g. '{"type":"ptp","ipam":{"type":"host-local","ranges":[[{"subnet":"10.1.0.0/24"}]]}}')
+ * first, antrea after it.
  * The plugin runs on this Node and this source tree: on Windows run install-cni from the host copy
  * (a HostProcess container's files vanish when it ends), with --launcher pointing at the compiled
  * build/images/windows/antrea-cni-launcher.c.
@@ -20,7 +23,7 @@ const DEFAULT_SOCKETS = { linux: '/var/run/antrea/cni.sock', windows: '\\\\.\\pi
 
 export const USAGE = `usage: install-cni --bin-dir DIR --conf-dir DIR [--cni-socket PATH] [--compile-cache DIR]
                    [--copy-plugins NAME,NAME --copy-from DIR] [--portmap] [--bandwidth]
-                   [--os linux|windows] [--launcher antrea-cni-launcher.exe]`;
+                   [--os linux|windows] [--launcher antrea-cni-launcher.exe] [--primary-plugin JSON]`;
 
 export async function main(argv: readonly string[]): Promise<string> {
   const { values } = parseArgs({
@@ -36,6 +39,7 @@ export async function main(argv: readonly string[]): Promise<string> {
       bandwidth: { type: 'boolean' },
       os: { type: 'string' },
       launcher: { type: 'string' },
+      'primary-plugin': { type: 'string' },
     },
     strict: true,
   });
@@ -47,6 +51,21 @@ export async function main(argv: readonly string[]): Promise<string> {
   const os: InstallTargetOs = osArg;
   if (os === 'windows' && values.launcher === undefined)
     throw new Error(`--launcher is required for --os windows\n${USAGE}`);
+  let primaryPlugin: Record<string, unknown> | undefined;
+  if (values['primary-plugin'] !== undefined) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(values['primary-plugin']);
+    } catch (err) {
+      throw new Error(`--primary-plugin: not JSON: ${err instanceof Error ? err.message : String(err)}`, {
+        cause: err,
+      });
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      throw new Error("--primary-plugin: must be a JSON object (the primary plugin's configuration)");
+    }
+    primaryPlugin = parsed as Record<string, unknown>;
+  }
   const copy = (values['copy-plugins'] ?? '').split(',').filter((s) => s !== '');
   const r = await installCni({
     binDir,
@@ -59,6 +78,7 @@ export async function main(argv: readonly string[]): Promise<string> {
     chainBandwidth: values.bandwidth === true,
     copyPlugins: copy,
     targetOs: os,
+    ...(primaryPlugin === undefined ? {} : { primaryPlugin }),
     ...(values.launcher === undefined ? {} : { launcherExe: values.launcher }),
     ...(values['copy-from'] === undefined ? {} : { copyFrom: values['copy-from'] }),
     // Warm the compile cache by running the plugin, when it can run here.

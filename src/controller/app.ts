@@ -9,6 +9,7 @@
  * Every Kubernetes call goes through the given KubeConfig, so the same code runs against a real
  * cluster and against antrea-lab's embedded API server.
  */
+import { ANTREA_TS_VERSION } from '../common/version.ts';
 import type { AddressInfo } from 'node:net';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { ControlplaneEncoder } from '../common/apis/controlplane/codec.ts';
@@ -34,7 +35,7 @@ import { NetworkPolicyController } from './networkpolicy/controller.ts';
 import { type ControllerInformerOptions, createControllerInformers } from './networkpolicy/informers.ts';
 import { StatusAggregator } from './status/aggregator.ts';
 
-export const CONTROLLER_VERSION = 'v0.1.0-antrea-ts';
+export const CONTROLLER_VERSION = ANTREA_TS_VERSION;
 
 export interface ControllerAppOptions {
   readonly config: ControllerConfig;

@@ -9,23 +9,10 @@
  * Errors are {@link KubeApiError}s carrying the HTTP status (404 and 409 are what callers branch on);
  * every call times out after `timeoutMs` so a hung API server cannot stall the controller.
  */
-import {
-  ApiException,
-  AuthenticationV1Api,
-  AuthorizationV1Api,
-  CoreV1Api,
-  CustomObjectsApi,
-  type KubeConfig,
-} from '@kubernetes/client-node';
+import { ApiException, CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { AntreaError, errorMessage } from '../common/util/errors.ts';
-import type {
-  AccessAttributes,
-  AccessReviewer,
-  AccessReviewResult,
-  TokenReviewer,
-  TokenReviewResult,
-  UserInfo,
-} from './apiserver/auth.ts';
+import type { AccessReviewer, TokenReviewer } from '../common/apiserver/auth.ts';
+import { createKubeReviewer } from '../common/k8s/reviews.ts';
 
 export class KubeApiError extends AntreaError<'K8S_API_ERROR'> {
   readonly status: number;
@@ -151,58 +138,12 @@ export function createControllerKubeClient(
 ): ControllerKubeClient {
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const core = kc.makeApiClient(CoreV1Api);
-  const authn = kc.makeApiClient(AuthenticationV1Api);
-  const authz = kc.makeApiClient(AuthorizationV1Api);
+  const reviewer = createKubeReviewer(kc, (what, fn) => call(what, timeoutMs, fn));
   const custom = kc.makeApiClient(CustomObjectsApi);
   const ns = (m: KubeMeta): string => m.namespace ?? '';
 
   return {
-    async reviewToken(token: string, audiences: readonly string[]): Promise<TokenReviewResult> {
-      const r = await call('TokenReview', timeoutMs, () =>
-        authn.createTokenReview({
-          body: {
-            apiVersion: 'authentication.k8s.io/v1',
-            kind: 'TokenReview',
-            spec: { token, ...(audiences.length > 0 ? { audiences: [...audiences] } : {}) },
-          },
-        }),
-      );
-      const s = r.status;
-      if (s?.authenticated !== true || s.user === undefined) {
-        return { authenticated: false, ...(s?.error === undefined ? {} : { error: s.error }) };
-      }
-      const user: UserInfo = {
-        username: s.user.username ?? '',
-        ...(s.user.uid === undefined ? {} : { uid: s.user.uid }),
-        groups: s.user.groups ?? [],
-        extra: s.user.extra ?? {},
-      };
-      return { authenticated: true, user };
-    },
-
-    async reviewAccess(user: UserInfo, attrs: AccessAttributes): Promise<AccessReviewResult> {
-      const spec = {
-        user: user.username,
-        groups: [...user.groups],
-        ...(user.uid === undefined ? {} : { uid: user.uid }),
-        extra: Object.fromEntries(Object.entries(user.extra).map(([k, v]) => [k, [...v]])),
-        ...(attrs.resource !== undefined
-          ? { resourceAttributes: { ...attrs.resource } }
-          : { nonResourceAttributes: { ...attrs.nonResource } }),
-      };
-      const r = await call('SubjectAccessReview', timeoutMs, () =>
-        authz.createSubjectAccessReview({
-          body: { apiVersion: 'authorization.k8s.io/v1', kind: 'SubjectAccessReview', spec },
-        }),
-      );
-      const s = r.status;
-      return {
-        allowed: s?.allowed === true,
-        ...(s?.denied === undefined ? {} : { denied: s.denied }),
-        ...(s?.reason === undefined ? {} : { reason: s.reason }),
-        ...(s?.evaluationError === undefined ? {} : { evaluationError: s.evaluationError }),
-      };
-    },
+    ...reviewer,
 
     secrets: {
       get: (namespace, name) =>

@@ -8,6 +8,7 @@ import { type Clock, formatDuration, systemClock } from '../common/util/clock.ts
 import { AntreaError, ValidationError } from '../common/util/errors.ts';
 import type { CommandRunner, ProcessLauncher } from '../common/util/exec.ts';
 import type { Pod } from '../common/k8s/objects.ts';
+import { type ComponentRequest, type ComponentResult, requestComponent } from './components.ts';
 import { KubeClient } from './kube-client.ts';
 import type { PodRecord } from './kubelet.ts';
 import type { ProbePod } from './probe.ts';
@@ -172,6 +173,21 @@ export async function probePods(
     out.push({ key: `${ns}/${p.metadata?.name ?? ''}`, ip, socket: rec.socket });
   }
   return out.sort((a, b) => a.key.localeCompare(b.key));
+}
+
+/**
+ * Kills, stops, starts or restarts one of the running lab's components (see components.ts): the
+ * supervisor carries it out. LAB_NOT_RUNNING when no lab runs in `paths`.
+ */
+export async function labComponent(
+  paths: LabPaths,
+  req: ComponentRequest,
+  timeoutMs?: number,
+): Promise<ComponentResult> {
+  if (runningLab(paths) === undefined) {
+    throw new LabError('LAB_NOT_RUNNING', `no lab is running in ${paths.dataDir} (start one with antrea-lab up)`);
+  }
+  return await requestComponent(paths.controlSocket, req, timeoutMs);
 }
 
 export { LabPaths };

@@ -58,6 +58,11 @@ export interface NodeCni {
   start(ctx: NodeCniContext, signal: AbortSignal): Promise<void>;
   /** Stops what `start` started (files stay until the data directory is removed). Idempotent. */
   stop(ctx: NodeCniContext): Promise<void>;
+  /**
+   * SIGKILLs what `start` started, as a crash would (fault injection); resolves once it is gone.
+   * Nothing restarts it until `start`. Absent when the CNI runs no process; a no-op when none runs.
+   */
+  kill?(ctx: NodeCniContext): Promise<void>;
   /** The processes `start` runs for the Node (name → pid), for the state file. */
   pids?(ctx: NodeCniContext): Record<string, number>;
 }
@@ -300,9 +305,16 @@ export function antreaCni(o: AntreaCniOptions): NodeCni & { readonly kind: 'antr
       agents.delete(ctx.nodeName);
       if (p !== undefined) await p.stop(10_000);
     },
+    async kill(ctx) {
+      const p = agents.get(ctx.nodeName);
+      if (p === undefined || !p.running()) return;
+      process.kill(p.pid, 'SIGKILL');
+      await p.exited;
+      log.info('antrea-agent killed', { node: ctx.nodeName, pid: p.pid });
+    },
     pids(ctx) {
       const p = agents.get(ctx.nodeName);
-      return p === undefined ? {} : { 'antrea-agent': p.pid };
+      return p?.running() === true ? { 'antrea-agent': p.pid } : {};
     },
   };
 }

@@ -248,3 +248,154 @@ export function renderMatrix(
 }
 
 export const MATRIX_LEGEND = '. connected   X no answer (dropped)   R refused (rejected)   E error   S unsupported';
+
+/** One probe of a {@link ContinuousProber}: when it started (on the prober's clock) and its result. */
+export interface ProbeSample {
+  /** Start time, ms on the prober's monotonic clock. */
+  readonly at: number;
+  /** When the answer came (`at` + the probe's duration). */
+  readonly end: number;
+  readonly outcome: ProbeOutcome;
+}
+
+export interface ProbePair {
+  readonly from: ProbePod;
+  readonly to: ProbePod;
+}
+
+export interface ContinuousProberOptions {
+  readonly pairs: readonly ProbePair[];
+  readonly port: number;
+  readonly protocol: ProbeProtocol;
+  /** A new probe of each pair starts every `intervalMs` (default 150), whether or not the last answered. */
+  readonly intervalMs?: number;
+  /** Each probe's timeout (default 500 ms). */
+  readonly timeoutMs?: number;
+  /** At most this many probes of one pair at once (default 8); a tick is skipped beyond it. */
+  readonly maxInFlight?: number;
+  /** Monotonic milliseconds (default performance.now). */
+  readonly now?: () => number;
+}
+
+/** `from>to`, the key of a pair in {@link ContinuousProber.samples}. */
+export function pairKey(p: { from: { key: string }; to: { key: string } }): string {
+  return `${p.from.key}>${p.to.key}`;
+}
+
+/**
+ * Probes pairs continuously through the source Pods' control sockets, each probe a fresh connection
+ * (the Pod's kernel picks the source port), and keeps every sample per pair. For fault tests (a pair
+ * that must stay denied throughout, a pair that must come back) and for timing a change (the first
+ * sample of the new verdict). A source whose socket fails is connected again on the next tick; its
+ * probes meanwhile record `error`.
+ */
+export class ContinuousProber {
+  private readonly o: ContinuousProberOptions;
+  private readonly now: () => number;
+  private readonly recorded = new Map<string, ProbeSample[]>();
+  private readonly clients = new Map<string, Promise<PodControlClient>>();
+
+  constructor(o: ContinuousProberOptions) {
+    this.o = o;
+    this.now = o.now ?? (() => performance.now());
+    for (const p of o.pairs) this.recorded.set(pairKey(p), []);
+  }
+
+  /** The samples of a pair (`from>to`) so far, in the order they were answered. */
+  samples(key: string): readonly ProbeSample[] {
+    return this.recorded.get(key) ?? [];
+  }
+
+  /** Every pair's samples so far. */
+  all(): ReadonlyMap<string, readonly ProbeSample[]> {
+    return this.recorded;
+  }
+
+  /** Probes until `signal` aborts, then waits for the probes in flight and closes its connections. */
+  async run(signal: AbortSignal): Promise<void> {
+    const every = this.o.intervalMs ?? 150;
+    const inFlight = new Set<Promise<void>>();
+    const perPair = new Map<string, number>();
+    // Spread the pairs over the interval so they do not all start at once.
+    const offset = new Map(this.o.pairs.map((p, i) => [pairKey(p), (i * every) / Math.max(1, this.o.pairs.length)]));
+    const next = new Map([...offset].map(([k, d]) => [k, this.now() + d]));
+    try {
+      while (!signal.aborted) {
+        const t = this.now();
+        for (const p of this.o.pairs) {
+          const key = pairKey(p);
+          if ((next.get(key) ?? 0) > t) continue;
+          next.set(key, Math.max(t, (next.get(key) ?? t) + every));
+          if ((perPair.get(key) ?? 0) >= (this.o.maxInFlight ?? 8)) continue;
+          perPair.set(key, (perPair.get(key) ?? 0) + 1);
+          const probe = this.probeOnce(p).finally(() => {
+            perPair.set(key, (perPair.get(key) ?? 1) - 1);
+            inFlight.delete(probe);
+          });
+          inFlight.add(probe);
+        }
+        const wake = Math.min(...next.values()) - this.now();
+        await new Promise((r) => setTimeout(r, Math.max(1, Math.min(every, wake))));
+      }
+    } finally {
+      await Promise.allSettled([...inFlight]);
+      for (const c of this.clients.values()) await c.then((x) => x.close()).catch(() => undefined);
+      this.clients.clear();
+    }
+  }
+
+  private client(from: ProbePod): Promise<PodControlClient> {
+    let c = this.clients.get(from.socket);
+    if (c === undefined) {
+      const connecting = PodControlClient.connect(from.socket);
+      c = connecting;
+      this.clients.set(from.socket, connecting);
+      connecting.catch(() => {
+        if (this.clients.get(from.socket) === connecting) this.clients.delete(from.socket);
+      });
+    }
+    return c;
+  }
+
+  private async probeOnce(p: ProbePair): Promise<void> {
+    const at = this.now();
+    let outcome: ProbeOutcome;
+    const client = this.client(p.from);
+    try {
+      const c = await client;
+      outcome = (
+        await c.probe({
+          host: p.to.ip,
+          port: this.o.port,
+          protocol: this.o.protocol,
+          timeoutMs: this.o.timeoutMs ?? 500,
+        })
+      ).outcome;
+    } catch {
+      outcome = 'error';
+      // A failed connection is opened again by the next probe.
+      if (this.clients.get(p.from.socket) === client) this.clients.delete(p.from.socket);
+      await client.then((x) => x.close()).catch(() => undefined);
+    }
+    this.recorded.get(pairKey(p))?.push({ at, end: this.now(), outcome });
+  }
+}
+
+/** The first sample answered at or after `since` whose verdict is `connected` (or not), or undefined. */
+export function firstVerdict(
+  samples: readonly ProbeSample[],
+  since: number,
+  connected: boolean,
+): ProbeSample | undefined {
+  let best: ProbeSample | undefined;
+  for (const x of samples) {
+    if (x.end >= since && isConnected(x.outcome) === connected && (best === undefined || x.end < best.end)) best = x;
+  }
+  return best;
+}
+
+/** Whether at least `n` samples started at or after `since`, and the last `n` of them all have the verdict. */
+export function holdsVerdict(samples: readonly ProbeSample[], since: number, connected: boolean, n: number): boolean {
+  const after = samples.filter((x) => x.at >= since).sort((a, b) => a.at - b.at);
+  return after.length >= n && after.slice(-n).every((x) => isConnected(x.outcome) === connected);
+}

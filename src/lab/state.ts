@@ -70,6 +70,10 @@ export class LabPaths {
   get progress(): string {
     return join(this.dataDir, 'progress.log');
   }
+  /** Where the supervisor takes component requests (kill/stop/start/restart; see components.ts). */
+  get controlSocket(): string {
+    return join(this.dataDir, 'control.sock');
+  }
   get adminKubeconfig(): string {
     return join(this.dataDir, 'admin.kubeconfig');
   }

@@ -26,6 +26,7 @@ import { KubeClient } from './kube-client.ts';
 import { Kubelet } from './kubelet.ts';
 import type { NodeCni, NodeCniContext } from './node-cni.ts';
 import { Scheduler } from './scheduler.ts';
+import { ComponentControlServer, ComponentError, type ComponentRequest, type ComponentResult } from './components.ts';
 import { type LabCni, type LabNodeState, LabPaths, type LabState, prepareDataDir, writeState } from './state.ts';
 import {
   API_SERVER_PORT,
@@ -85,6 +86,14 @@ export class LabSupervisor implements Runnable {
   private readonly log: Logger;
   private readonly clock: Clock;
   private state: LabState;
+  /** The running Nodes (for component requests). */
+  private nodes: RunningNode[] = [];
+  /** antrea-controller's process, when the lab runs one. */
+  private controller: ProcessHandle | undefined;
+  /** What starting the controller again needs (set once it first started). */
+  private controllerStart: { api: ApiServer; topo: LabTopology } | undefined;
+  /** The signal `run` got: components started on request stop waiting when the lab stops. */
+  private runSignal: AbortSignal = new AbortController().signal;
 
   constructor(o: SupervisorOptions) {
     this.o = o;
@@ -118,16 +127,21 @@ export class LabSupervisor implements Runnable {
 
   async run(signal: AbortSignal): Promise<void> {
     const t0 = this.clock.monotonic();
+    this.runSignal = signal;
     prepareDataDir(this.paths);
     this.save();
     const bg = new AbortController();
     const background: Promise<unknown>[] = [];
     const fabric = new LabFabric({ runner: this.o.runner, logger: this.log });
-    const nodes: RunningNode[] = [];
+    const nodes: RunningNode[] = this.nodes;
     let api: ApiServer | undefined;
     let client: KubeClient | undefined;
     let topo: LabTopology | undefined;
-    let controller: ProcessHandle | undefined;
+    const control = new ComponentControlServer({
+      socketPath: this.paths.controlSocket,
+      handler: (req) => this.component(req),
+      logger: this.log,
+    });
     const check = (): void => {
       if (signal.aborted) throw abortReason(signal);
     };
@@ -163,7 +177,8 @@ export class LabSupervisor implements Runnable {
       if (this.o.controller !== undefined) {
         await this.applyRbac(this.o.controller.rbacManifest, client);
         this.progress(`starting antrea-controller on ${topo.controllerAddress}`);
-        controller = await this.startController(this.o.controller, api, topo, signal);
+        this.controllerStart = { api, topo };
+        this.controller = await this.startController(this.o.controller, api, topo, signal);
         this.controllerConn = {
           url: `https://${topo.control.hostIP}:${CONTROLLER_PORT}`,
           caFile: await this.writeControllerCA(client, signal),
@@ -215,6 +230,7 @@ export class LabSupervisor implements Runnable {
 
       this.progress('waiting for the Nodes to be Ready');
       await this.waitNodesReady(nodeInformer, topo.nodes.length, signal);
+      await control.listen();
       this.state.phase = 'ready';
       this.state.readyAt = new Date(this.clock.now()).toISOString();
       this.state.upMs = Math.round(this.clock.monotonic() - t0);
@@ -231,18 +247,82 @@ export class LabSupervisor implements Runnable {
       throw err;
     } finally {
       this.progress('stopping the lab');
+      await control.close();
       bg.abort();
       for (const n of nodes) await n.kubelet.shutdown(false);
       await Promise.allSettled(background);
       await Promise.allSettled(nodes.map((n) => this.o.cni.stop(n.ctx)));
       await Promise.allSettled(nodes.map((n) => n.ovs.stop()));
-      await controller?.stop(10_000);
+      await this.controller?.stop(10_000);
       client?.close();
       await api?.stop();
       const { problems } = await destroyLabNetwork(this.o.runner, this.state.prefix, this.log);
       for (const p of problems) this.log.warn('cleanup problem', { problem: p });
       this.progress('lab stopped');
     }
+  }
+
+  /**
+   * Carries out one component request (see components.ts) and records the new pids in the state
+   * file. COMPONENT_UNAVAILABLE when the lab has no such component or Node.
+   */
+  private async component(req: ComponentRequest): Promise<ComponentResult> {
+    const t0 = this.clock.monotonic();
+    const stopFirst = req.action === 'stop' || req.action === 'restart';
+    const startAfter = req.action === 'start' || req.action === 'restart';
+    let pid: number | undefined;
+    if (req.component === 'antrea-controller') {
+      const c = this.o.controller;
+      const how = this.controllerStart;
+      if (c === undefined || how === undefined) {
+        throw new ComponentError('COMPONENT_UNAVAILABLE', 'this lab runs no antrea-controller');
+      }
+      const proc = this.controller;
+      if (req.action === 'kill' && proc?.running() === true) {
+        process.kill(proc.pid, 'SIGKILL');
+        await proc.exited;
+      }
+      if (stopFirst) await proc?.stop(10_000);
+      if (startAfter && this.controller?.running() !== true) {
+        this.controller = await this.startController(c, how.api, how.topo, this.runSignal);
+      }
+      pid = this.controller?.running() === true ? this.controller.pid : undefined;
+      if (pid === undefined) delete this.state.controllerPid;
+      else this.state.controllerPid = pid;
+    } else {
+      const n = this.nodes.find((x) => x.spec.name === req.node);
+      if (n === undefined) {
+        throw new ComponentError(
+          'COMPONENT_UNAVAILABLE',
+          `no Node ${req.node ?? ''} in this lab (${this.nodes.map((x) => x.spec.name).join(', ')})`,
+        );
+      }
+      if (req.component === 'antrea-agent') {
+        const cni = this.o.cni;
+        if (cni.kill === undefined) {
+          throw new ComponentError('COMPONENT_UNAVAILABLE', `the ${cni.kind} CNI runs no antrea-agent`);
+        }
+        if (req.action === 'kill') await cni.kill(n.ctx);
+        if (stopFirst) await cni.stop(n.ctx);
+        if (startAfter) await cni.start(n.ctx, this.runSignal);
+        pid = cni.pids?.(n.ctx)['antrea-agent'];
+        if (pid === undefined) delete n.state.pids['antrea-agent'];
+        else n.state.pids['antrea-agent'] = pid;
+      } else {
+        if (req.action === 'kill') await n.ovs.kill('ovs-vswitchd');
+        else if (req.action === 'stop') await n.ovs.kill('ovs-vswitchd', 'SIGTERM');
+        else if (req.action === 'restart') await n.ovs.restart('ovs-vswitchd');
+        else await n.ovs.start();
+        if (n.ovs.running('ovs-vswitchd')) {
+          pid = Number.parseInt(readFileSync(n.ovs.pidPath('ovs-vswitchd'), 'utf8'), 10);
+          n.state.pids['ovs-vswitchd'] = pid;
+        } else delete n.state.pids['ovs-vswitchd'];
+      }
+    }
+    this.save();
+    const result = { ...req, ...(pid === undefined ? {} : { pid }), ms: Math.round(this.clock.monotonic() - t0) };
+    this.log.info('component request done', { ...result });
+    return result;
   }
 
   /** Waits for ConfigMap antrea-ca (the controller publishes its CA there) and writes it to a file. */

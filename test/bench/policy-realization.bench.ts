@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- policy-realization [--peers N] [--rounds N] [--policies N]`
+ * `npm run bench -- policy-realization [--peers N] [--rounds N] [--policies N] [--no-api] [--no-lab | --lab-only]`
  *
  * On a real OVS (userspace datapath) with the agent's pipeline and NetworkPolicy controller in this
  * process (test/helpers/policy-bridge.ts):
@@ -19,7 +19,21 @@
  *    Kubernetes API to the first answered probe, through the real antrea-controller and the
  *    antrea-agent process (test/helpers/controlplane-node.ts); baseline: the agent's part alone.
  *
- * Not measured here: the 3-Node figure (probes on every Node) needs the lab (antrea-lab).
+ *  - `api-to-probe-3node` (skip with --no-lab; only this case with --lab-only): in a 3-Node lab
+ *    (`antrea-lab up --nodes 3 --cni antrea`: the real API server, antrea-controller and one
+ *    antrea-agent per Node), one server and one client Pod pinned on each Node, the servers isolated
+ *    (deny-all ingress), and a continuous prober (a fresh TCP connection every 20 ms, 250 ms timeout,
+ *    through the Pods' own sockets) from the client on each Node to the server on the next Node, so
+ *    the probes start on every Node and the change must be realized on every Node. 50 times: create
+ *    a NetworkPolicy allowing the clients, measure from the create call until the probes of every
+ *    Node connect (the first connected probe of the slowest pair), then delete it and wait until
+ *    every pair is denied again. p50/p99 over the policies.
+ *    Baseline, same lab and same prober: the very flows the agents installed for such a policy
+ *    (dumped from each Node's br-int with the policy in force, minus those without it) installed
+ *    directly with the OpenFlow client, one bundle per Node, all Nodes at once; measured the same
+ *    way. This is the floor of the probes in the lab (the datapath and the prober's resolution), so
+ *    ratio = baseline p50 / ours p50 is the share of the time that is not the whole path from the
+ *    API (API server, controller, watch, agents) — the overhead of the path is 1/ratio.
  */
 import type {
   AddressGroup,
@@ -32,7 +46,13 @@ import { OpenFlowConnection } from '../../src/common/ovs/openflow/connection.ts'
 import { applyBundle, op } from '../../src/common/ovs/openflow/ops.ts';
 import { decodeCookie } from '../../src/common/agent/openflow/cookie.ts';
 import { ControlplaneNode, until } from '../helpers/controlplane-node.ts';
-import { launcher, runner, shortTempDir } from '../helpers/env.ts';
+import { integrationSkipReason, launcher, runner, shortTempDir } from '../helpers/env.ts';
+import { labCli, labDataDir } from '../helpers/lab.ts';
+import { probePods } from '../../src/lab/control.ts';
+import { KubeClient } from '../../src/lab/kube-client.ts';
+import { ContinuousProber, firstVerdict, holdsVerdict, pairKey, type ProbePair } from '../../src/lab/probe.ts';
+import { LabPaths } from '../../src/lab/state.ts';
+import { dumpFlows } from '../../src/common/ovs/openflow/ops.ts';
 import { Cleanup } from '../helpers/agent-node.ts';
 import { type LocalPod, PolicyBridge } from '../helpers/policy-bridge.ts';
 import { emit, percentile, round } from './lib.ts';
@@ -131,8 +151,13 @@ export async function run(args: string[]): Promise<void> {
   const nPeers = arg(args, 'peers', 1000);
   const rounds = arg(args, 'rounds', 5);
   const nPolicies = arg(args, 'policies', 50);
-  const handlerP50 = await inProcess(nPeers, rounds, nPolicies);
-  if (!args.includes('--no-api')) await apiToProbe(nPolicies, handlerP50);
+  const labOnly = args.includes('--lab-only');
+  if (labOnly && args.includes('--no-lab')) throw new Error('--lab-only and --no-lab exclude each other');
+  if (!labOnly) {
+    const handlerP50 = await inProcess(nPeers, rounds, nPolicies);
+    if (!args.includes('--no-api')) await apiToProbe(nPolicies, handlerP50);
+  }
+  if (!args.includes('--no-lab')) await apiToProbeLab(nPolicies);
 }
 
 /** The in-process cases; returns the handler-to-probe p50. */
@@ -337,6 +362,207 @@ async function apiToProbe(nPolicies: number, handlerP50: number): Promise<void> 
       p99_ms: round(percentile(ok, 99), 2),
       baseline: { what: "the agent's part alone (handler-to-probe-1node)", p50_ms: round(handlerP50, 2) },
       ratio: round(handlerP50 / percentile(ok, 50), 3),
+    });
+  } finally {
+    await cleanup.run();
+  }
+}
+
+const LAB_NODES = 3;
+const NP = { apiVersion: 'networking.k8s.io/v1', resource: 'networkpolicies', namespace: 'bench' } as const;
+
+/** A NetworkPolicy in Namespace bench selecting the servers: deny-all ingress, or allow the clients. */
+function benchPolicy(name: string, allowClients: boolean): Record<string, unknown> {
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: { name, namespace: 'bench' },
+    spec: {
+      podSelector: { matchLabels: { app: 'server' } },
+      policyTypes: ['Ingress'],
+      ...(allowClients ? { ingress: [{ from: [{ podSelector: { matchLabels: { app: 'client' } } }] }] } : {}),
+    },
+  };
+}
+
+function pinnedPod(name: string, app: string, node: string): Record<string, unknown> {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace: 'bench', labels: { app } },
+    spec: {
+      nodeName: node,
+      terminationGracePeriodSeconds: 1,
+      containers: [{ name: 'serve', image: 'agnhost', ports: [{ containerPort: 80, protocol: 'TCP' }] }],
+    },
+  };
+}
+
+/** Polls `cond` every 5 ms; the time (performance.now) it first held, or throws after `ms`. */
+async function waitUntil(what: string, cond: () => boolean, ms = 20_000): Promise<number> {
+  const deadline = performance.now() + ms;
+  for (;;) {
+    if (cond()) return performance.now();
+    if (performance.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** A flow's identity for strict modify/delete: table, priority and match. */
+const flowId = (f: Flow): string => `${f.table}/${f.priority}/${f.match.toString()}`;
+
+/** `api-to-probe-3node`; see the header. */
+async function apiToProbeLab(nPolicies: number): Promise<void> {
+  const skip = integrationSkipReason();
+  if (skip !== undefined) {
+    console.error(`api-to-probe-3node skipped: ${skip}`);
+    return;
+  }
+  const dataDir = labDataDir('bench');
+  const cleanup = new Cleanup();
+  try {
+    cleanup.teardown(async () => {
+      await labCli(['down', '--data-dir', dataDir]);
+    });
+    const up = await labCli(['up', '--data-dir', dataDir, '--nodes', String(LAB_NODES), '--cni', 'antrea']);
+    if (up.exitCode !== 0) throw new Error(`antrea-lab up failed:\n${up.stdout}\n${up.stderr}`);
+    const paths = new LabPaths(dataDir);
+    const client = KubeClient.fromKubeconfig(paths.adminKubeconfig);
+    cleanup.teardown(() => client.close());
+    const nodes = (await client.list<{ metadata?: { name?: string } }>({ apiVersion: 'v1', resource: 'nodes' })).items
+      .map((n) => n.metadata?.name ?? '')
+      .sort();
+    await client.create(
+      { apiVersion: 'v1', resource: 'namespaces' },
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'bench' } },
+    );
+    for (const [i, node] of nodes.entries()) {
+      await client.create(
+        { apiVersion: 'v1', resource: 'pods', namespace: 'bench' },
+        pinnedPod(`server-${i}`, 'server', node),
+      );
+      await client.create(
+        { apiVersion: 'v1', resource: 'pods', namespace: 'bench' },
+        pinnedPod(`client-${i}`, 'client', node),
+      );
+    }
+    let pods = await probePods(paths, client, ['bench']);
+    const podsDeadline = performance.now() + 120_000;
+    while (pods.length < 2 * nodes.length) {
+      if (performance.now() > podsDeadline) throw new Error(`only ${pods.length} bench Pods run`);
+      await new Promise((r) => setTimeout(r, 200));
+      pods = await probePods(paths, client, ['bench']);
+    }
+    const byKey = new Map(pods.map((p) => [p.key, p]));
+    // The client on Node i probes the server on Node i+1: a source and an enforcing Node each.
+    const pairs: ProbePair[] = nodes.map((_, i) => ({
+      from: byKey.get(`bench/client-${i}`)!,
+      to: byKey.get(`bench/server-${(i + 1) % nodes.length}`)!,
+    }));
+    await client.create(NP, benchPolicy('isolate', false));
+    const prober = new ContinuousProber({
+      pairs,
+      port: 80,
+      protocol: 'TCP',
+      intervalMs: 20,
+      timeoutMs: 250,
+      maxInFlight: 20,
+    });
+    const stop = new AbortController();
+    const probing = prober.run(stop.signal);
+    cleanup.teardown(async () => {
+      stop.abort();
+      await probing;
+    });
+    const samples = (p: ProbePair): Parameters<typeof firstVerdict>[0] => prober.samples(pairKey(p));
+    const allDenied = (since: number): boolean => pairs.every((p) => holdsVerdict(samples(p), since, false, 3));
+    /** From `t0` until every pair connected (the slowest pair's first connected probe). */
+    const allowedAfter = async (t0: number): Promise<number> => {
+      await waitUntil('every pair to connect', () =>
+        pairs.every((p) => firstVerdict(samples(p), t0, true) !== undefined),
+      );
+      return Math.max(...pairs.map((p) => firstVerdict(samples(p), t0, true)!.end - t0));
+    };
+    await waitUntil('the isolation', () => allDenied(performance.now() - 2000) && allDenied(0), 30_000);
+
+    // The whole path: a NetworkPolicy created in the API.
+    const ours: number[] = [];
+    let failed = 0;
+    for (let i = 0; i < nPolicies; i++) {
+      const t0 = performance.now();
+      await client.create(NP, benchPolicy(`allow-${i}`, true));
+      try {
+        ours.push(await allowedAfter(t0));
+      } catch {
+        failed++;
+      }
+      await client.delete({ ...NP, name: `allow-${i}` });
+      const td = performance.now();
+      await waitUntil('the pairs to be denied again', () => allDenied(td));
+    }
+
+    // The baseline: the same flows, installed directly on each Node's br-int.
+    const conns = await Promise.all(
+      nodes.map((n) =>
+        OpenFlowConnection.connect({
+          endpoint: `unix:${join(paths.ovsRunDir(n), 'br-int.mgmt')}`,
+          requestTimeoutMs: 30_000,
+        }),
+      ),
+    );
+    cleanup.teardown(() => {
+      for (const c of conns) c.close();
+    });
+    const dump = (): Promise<Flow[][]> => Promise.all(conns.map(async (c) => (await dumpFlows(c)).map((s) => s.flow)));
+    const without = await dump();
+    const t1 = performance.now();
+    await client.create(NP, benchPolicy('allow-direct', true));
+    await allowedAfter(t1);
+    const withPolicy = await dump();
+    await client.delete({ ...NP, name: 'allow-direct' });
+    const t2 = performance.now();
+    await waitUntil('the pairs to be denied again', () => allDenied(t2));
+    const text = (fs: Flow[]): Set<string> => new Set(fs.map((f) => f.toString()));
+    const install = withPolicy.map((fs, i) => fs.filter((f) => !text(without[i] ?? []).has(f.toString())));
+    const restore = without.map((fs, i) => fs.filter((f) => !text(withPolicy[i] ?? []).has(f.toString())));
+    const kept = without.map((fs) => new Set(fs.map(flowId)));
+    const direct: number[] = [];
+    for (let i = 0; i < nPolicies; i++) {
+      const t0 = performance.now();
+      await Promise.all(
+        conns.map((c, n) =>
+          applyBundle(
+            c,
+            (install[n] ?? []).map((f) => op.addFlow(f)),
+          ),
+        ),
+      );
+      direct.push(await allowedAfter(t0));
+      await Promise.all(
+        conns.map((c, n) =>
+          applyBundle(c, [
+            ...(install[n] ?? []).filter((f) => !kept[n]?.has(flowId(f))).map((f) => op.deleteFlow(f)),
+            ...(restore[n] ?? []).map((f) => op.addFlow(f)),
+          ]),
+        ),
+      );
+      const td = performance.now();
+      await waitUntil('the pairs to be denied again', () => allDenied(td));
+    }
+    emit({
+      bench: 'policy-realization',
+      case: `api-to-probe-${LAB_NODES}node`,
+      policies: nPolicies,
+      failed,
+      p50_ms: round(percentile(ours, 50), 2),
+      p99_ms: round(percentile(ours, 99), 2),
+      baseline: {
+        what: "the agents' flows for the policy installed directly on every Node's br-int, same probes",
+        flows: install.map((f) => f.length),
+        p50_ms: round(percentile(direct, 50), 2),
+        p99_ms: round(percentile(direct, 99), 2),
+      },
+      ratio: round(percentile(direct, 50) / percentile(ours, 50), 3),
     });
   } finally {
     await cleanup.run();

@@ -34,7 +34,7 @@ export interface ClusterNodeSpec {
 }
 
 export interface ClusterOptions {
-  readonly trafficEncapMode: 'encap' | 'noEncap' | 'hybrid';
+  readonly trafficEncapMode: 'encap' | 'noEncap' | 'hybrid' | 'networkPolicyOnly';
   readonly tunnelType?: 'geneve' | 'vxlan' | 'gre';
   readonly nodes: readonly ClusterNodeSpec[];
   /** Give the router routes to every Pod CIDR (an underlay that routes Pods, for noEncap across subnets). */

@@ -15,10 +15,12 @@
  */
 import t, { type Test } from 'tap';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type * as k8s from '../../src/common/k8s/objects.ts';
 import { type CpPod, ControlplaneNode } from '../helpers/controlplane-node.ts';
 import { integrationSkipReason, runner } from '../helpers/env.ts';
+import { diagnosePairs } from '../helpers/netpol-diagnose.ts';
 
 const skip = integrationSkipReason();
 const casesDir = [
@@ -91,6 +93,9 @@ function substitute(text: string, pods: ReadonlyMap<string, CpPod>): string {
     });
 }
 
+const diagnoseRoot =
+  process.env['NETPOL_DIAGNOSE_DIR'] ??
+  join(tmpdir(), `antrea-netpol-diagnose-${new Date().toISOString().replace(/[:.]/g, '')}`);
 const NODES = Number(process.env['CONFORMANCE_NODES'] ?? '2');
 
 t.test(`Kubernetes NetworkPolicy conformance on ${NODES} Node(s), through the API and antrea-controller`, async (t) => {
@@ -230,7 +235,7 @@ t.test(`Kubernetes NetworkPolicy conformance on ${NODES} Node(s), through the AP
                 })
                 .map(([k]) => k),
             );
-          const proto = probe.protocol === 'TCP' ? 'tcp' : 'udp';
+          const proto: 'tcp' | 'udp' = probe.protocol === 'TCP' ? 'tcp' : 'udp';
           let got = await matrix(proto, probe.port);
           // Mismatching pairs are probed again every second for up to 10 s (as upstream).
           const deadline = Date.now() + 10_000;
@@ -240,7 +245,28 @@ t.test(`Kubernetes NetworkPolicy conformance on ${NODES} Node(s), through the AP
             await new Promise((r) => setTimeout(r, 1000));
             got = new Map([...got, ...(await matrix(proto, probe.port, wrong))]);
           }
-          const mismatches = [...wrongOf(got)].map(
+          const stillWrong = [...wrongOf(got)];
+          if (stillWrong.length > 0) {
+            // Why, recorded before the next case changes the state (flows hit, conntrack, datapath).
+            // (kept after the run: outside the test's own directory, which teardown removes)
+            const dir = join(diagnoseRoot, `${c.id}-step${stepNo}-${probe.protocol}-${probe.port}`);
+            const pairs = stillWrong.slice(0, 3).map((k) => {
+              const [fromKey = '', toKey = ''] = k.split('>');
+              const from = pods.get(fromKey);
+              const to = pods.get(toKey);
+              return {
+                from: fromKey,
+                to: toKey,
+                fromNs: from?.ns ?? '',
+                fromIp: from?.ip ?? '',
+                toIp: to?.ip ?? '',
+                port: probe.port,
+                proto,
+              };
+            });
+            t.comment(`diagnosis of the wrong pairs:\n${await diagnosePairs(cp.nodes, pairs, dir)}`);
+          }
+          const mismatches = stillWrong.map(
             (k) => `${k.replace('>', ' → ')}: ${got.get(k) === true ? 'connected' : 'blocked'}`,
           );
           t.same(

@@ -6,9 +6,6 @@
  * use kept). The same behaviour runs against the real components in test/integration/cni.test.ts.
  */
 import t, { type Test } from 'tap';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { type CniMethod, ErrorCode } from '../../src/common/apis/cni/proto.ts';
 import type { CniVersion } from '../../src/common/apis/cni/spec.ts';
 import { defaultAgentConfig } from '../../src/common/agent/config.ts';
@@ -24,7 +21,7 @@ import { InterfaceStore } from '../../src/common/agent/interfacestore.ts';
 import { podHostInterfaceName } from '../../src/common/host/pod-interfaces.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 import { FakeOvs, type FakeOvsBridge } from '../helpers/fake-ovs-bridge.ts';
-import { FakeFlows, FakeIpam, FakePods } from './fixtures/cniserver-fakes.ts';
+import { cniServerParts, type FakeFlows, type FakeIpam, type FakePods } from './fixtures/cniserver-fakes.ts';
 
 const ctx: NodeNetworkContext = { nodeName: 'n1', podCIDRs: ['10.10.1.0/24'], gatewayIPs: ['10.10.1.1'], mtu: 1450 };
 
@@ -57,16 +54,7 @@ interface CallOpts {
 }
 
 async function rig(t: Test, opts: { ready?: boolean } = {}): Promise<Rig> {
-  const dir = mkdtempSync(join(tmpdir(), 'cnis-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const ovs = new FakeOvs();
-  const bridge = ovs.bridge('br-int');
-  await bridge.create({ datapathType: 'netdev' });
-  const pods = new FakePods();
-  const ipam = new FakeIpam();
-  const flows = new FakeFlows();
-  const store = new InterfaceStore();
-  const journal = new PendingAddJournal(join(dir, 'pending'));
+  const { ovs, bridge, pods, ipam, flows, store, journal } = await cniServerParts(t);
   const clock = new FakeClock();
   const crashes: string[] = [];
   const health = { value: 'ok' as DatapathHealth };

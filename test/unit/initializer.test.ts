@@ -6,7 +6,13 @@
  */
 import t from 'tap';
 import { defaultAgentConfig, parseAgentConfig, type AgentConfig } from '../../src/common/agent/config.ts';
-import { encapOverhead, Initializer, podMtu, tunnelPortSpec } from '../../src/common/agent/initializer.ts';
+import {
+  encapOverhead,
+  Initializer,
+  podMtu,
+  policyOnlyGatewayAddresses,
+  tunnelPortSpec,
+} from '../../src/common/agent/initializer.ts';
 import { InterfaceStore } from '../../src/common/agent/interfacestore.ts';
 import { StaticNodeConfigSource } from '../../src/common/agent/node-config.ts';
 import type { GatewaySpec, HostInterface, NodeNetwork } from '../../src/common/host/node-network.ts';
@@ -137,6 +143,25 @@ t.test('traffic modes, tunnel options and MTU', async (t) => {
   t.equal(encapOverhead({ trafficEncapMode: 'encap', tunnelType: 'stt' }, true), 0);
   t.equal(podMtu(defaultAgentConfig(), 9000, false), 8950);
   t.equal(podMtu(defaultAgentConfig(), 70000, false), 65000, 'capped with encapsulation');
+});
+
+t.test('networkPolicyOnly: no tunnel, no overhead, the gateway holds the Node IP /32', async (t) => {
+  const { result, bridge, net } = await init(
+    new FakeOvs(),
+    parseAgentConfig('ovsDatapathType: netdev\ntrafficEncapMode: networkPolicyOnly'),
+  );
+  t.equal(bridge.getPort('antrea-tun0'), undefined, 'no tunnel port');
+  t.equal(result.mtu, 1500, 'no encapsulation overhead');
+  t.same(net.gateways[0]?.addresses, ['192.0.2.10/32']);
+  t.equal(net.gateways[0]?.keepOtherAddresses, true, "the primary plugin's gateway addresses moved there stay");
+  t.same(result.gatewayIPs, ['192.0.2.10']);
+  t.equal(encapOverhead({ trafficEncapMode: 'networkPolicyOnly', tunnelType: 'geneve' }, false), 0);
+  t.same(policyOnlyGatewayAddresses(['192.0.2.10', 'fd00::10'], ['198.51.100.3/24', '192.0.2.10/24']), [
+    '192.0.2.10/32',
+    'fd00::10/128',
+  ]);
+  t.same(policyOnlyGatewayAddresses(['203.0.113.9'], ['198.51.100.3/24']), ['198.51.100.3/32'], 'by name');
+  t.same(policyOnlyGatewayAddresses(['203.0.113.9'], []), ['203.0.113.9/32']);
 });
 
 t.test('unsupported settings stop start-up before anything is touched', async (t) => {

@@ -49,6 +49,14 @@ exec '/opt/node' '/src/it'\\''s/antrea-cni.ts' "$@"
     ipam: { type: 'host-local' },
     capabilities: { dns: true },
   });
+  t.same(
+    (JSON.parse(antreaConflist({ primaryPlugin: { type: 'ptp' }, chainPortmap: true })) as { plugins: unknown[] })
+      .plugins,
+    [{ type: 'ptp' }, { type: 'antrea' }, { type: 'portmap', capabilities: { portMappings: true } }],
+    'chained after a primary plugin: antrea has no IPAM',
+  );
+  t.throws(() => antreaConflist({ primaryPlugin: { type: 'antrea' } }), { message: /^primaryPlugin\.type: / });
+  t.throws(() => antreaConflist({ primaryPlugin: {} }), { message: /^primaryPlugin\.type: must be a plugin name/ });
   t.same(JSON.parse(antreaConflist({ cniVersion: '0.3.0', chainPortmap: true, chainBandwidth: true })), {
     cniVersion: '0.3.0',
     name: 'antrea',
@@ -143,6 +151,25 @@ t.test(
       '/x.sock',
     ]);
     t.match(msg, /installed .*b2\/antrea and .*c2\/10-antrea\.conflist/);
+    // A chained conflist (networkPolicyOnly): the primary plugin first, antrea after it.
+    const primary = { type: 'ptp', ipMasq: false, ipam: { type: 'host-local', ranges: [[{ subnet: '10.1.0.0/24' }]] } };
+    await installMain([
+      '--bin-dir',
+      join(dir, 'b3'),
+      '--conf-dir',
+      join(dir, 'c3'),
+      '--primary-plugin',
+      JSON.stringify(primary),
+    ]);
+    t.same(JSON.parse(readFileSync(join(dir, 'c3', '10-antrea.conflist'), 'utf8')), {
+      cniVersion: '1.0.0',
+      name: 'antrea',
+      plugins: [primary, { type: 'antrea' }],
+    });
+    await t.rejects(
+      installMain(['--bin-dir', dir, '--conf-dir', dir, '--primary-plugin', '[1]']),
+      /--primary-plugin: must be a JSON object/,
+    );
     await t.rejects(installMain(['--bin-dir', dir]), /--bin-dir and --conf-dir are required/);
   },
 );

@@ -9,7 +9,15 @@ import { createSocket } from 'node:dgram';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PodServer, runProbe } from '../../src/lab/pod-server.ts';
-import { outcomeMark, PodControlClient, probeMatrix, renderMatrix } from '../../src/lab/probe.ts';
+import {
+  ContinuousProber,
+  firstVerdict,
+  holdsVerdict,
+  outcomeMark,
+  PodControlClient,
+  probeMatrix,
+  renderMatrix,
+} from '../../src/lab/probe.ts';
 
 const base = 20000 + Math.floor(Math.random() * 20000);
 
@@ -145,4 +153,52 @@ t.test('the matrix probes every ordered pair in parallel and renders one row per
   t.equal(tcp.cells.get('x/a')?.get('x/b')?.reply, 'xb', 'the reply names the server that answered');
   const udp = await probeMatrix(pods.slice(0, 3), base + 30, 'UDP', { pairs: (f, to) => f !== to });
   t.same(renderMatrix(udp), ['from\\to xa xb xc', 'xa       -  R  R', 'xb       .  -  R', 'xc       .  R  -']);
+});
+
+t.test('the continuous prober keeps every sample per pair and tells when a verdict changed', async (t) => {
+  const d = dir(t);
+  await pod(t, d, 'ya', '127.0.0.2', [], []);
+  await pod(t, d, 'yb', '127.0.0.3', [], []);
+  const a = { key: 'y/a', ip: '127.0.0.2', socket: join(d, 'ya.sock') };
+  const b = { key: 'y/b', ip: '127.0.0.3', socket: join(d, 'yb.sock') };
+  const gone = { key: 'y/gone', ip: '127.0.0.5', socket: join(d, 'gone.sock') };
+  const prober = new ContinuousProber({
+    pairs: [
+      { from: a, to: b },
+      { from: gone, to: a },
+    ],
+    port: base + 40,
+    protocol: 'TCP',
+    intervalMs: 20,
+    timeoutMs: 300,
+  });
+  const ac = new AbortController();
+  const running = prober.run(ac.signal);
+  const enough = async (key: string, since: number, n: number): Promise<void> => {
+    while (prober.samples(key).filter((x) => x.at >= since).length < n) await new Promise((r) => setTimeout(r, 10));
+  };
+  await enough('y/a>y/b', 0, 3);
+  t.ok(holdsVerdict(prober.samples('y/a>y/b'), 0, false, 3), 'nothing listens yet: not connected');
+  t.match(prober.samples('y/a>y/b')[0], { outcome: 'refused' });
+  // The server starts listening: the prober sees the new verdict.
+  const changedAt = performance.now();
+  const server = createServer((s) => s.end('yb'));
+  await new Promise<void>((r) => server.listen(base + 40, '127.0.0.3', () => r()));
+  t.teardown(() => server.close());
+  await enough('y/a>y/b', changedAt, 3);
+  const first = firstVerdict(prober.samples('y/a>y/b'), changedAt, true);
+  t.ok(first !== undefined && first.end >= changedAt, 'the first connected sample answered after the change');
+  t.ok(holdsVerdict(prober.samples('y/a>y/b'), changedAt + 1, true, 3), 'and stays connected');
+  t.notOk(holdsVerdict(prober.samples('y/a>y/b'), changedAt + 1, true, 1000), 'too few samples hold nothing');
+  await enough('y/gone>y/a', 0, 2);
+  ac.abort();
+  await running;
+  t.ok(
+    prober.samples('y/gone>y/a').every((x) => x.outcome === 'error'),
+    'a source whose socket is gone records errors (and is tried again)',
+  );
+  t.same([...prober.all().keys()], ['y/a>y/b', 'y/gone>y/a']);
+  const after = prober.samples('y/a>y/b').length;
+  await new Promise((r) => setTimeout(r, 60));
+  t.equal(prober.samples('y/a>y/b').length, after, 'nothing is probed after the signal aborted');
 });

@@ -74,6 +74,18 @@ t.test('noEncap has no tunnel flows', (t) => {
   t.end();
 });
 
+t.test('networkPolicyOnly: static ARP responder, Pods routed by IP, the rest to the gateway', (t) => {
+  const gw = { ofport: 32769, mac: '0a:00:00:00:00:01', ips: ['192.0.2.10'] };
+  const f = new PodConnectivityFeature({ cookies, gateway: gw, podCIDRs: ['10.10.1.0/24'], networkPolicyOnly: true });
+  const p = new RealizedPipeline([f]);
+  golden(t, 'base-policy-only.txt', f.initialFlows(p));
+  golden(t, 'pod-policy-only.txt', f.podFlows(p, pod));
+  const text = f.initialFlows(p).map(String).join('\n');
+  t.notMatch(text, /nw_dst=10\.10\.1\.0\/24/, 'no flow for the local Pod CIDR');
+  t.notMatch(text, /in_port=32768/, 'no tunnel');
+  t.end();
+});
+
 t.test('the installer keys flows by port name', async (t) => {
   const f = new PodConnectivityFeature({ cookies, gateway, podCIDRs: ['10.10.1.0/24'] });
   const calls: string[] = [];

@@ -6,7 +6,12 @@
  * the Pod network ready. `run(signal)` returns after a clean shutdown: the socket is closed and
  * nothing on the datapath is torn down (Pods keep their network while the agent restarts).
  */
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { DelegatingAuthorizer, TokenAuthenticator } from '../apiserver/auth.ts';
+import { createKubeReviewer } from '../k8s/reviews.ts';
+import { ANTREA_TS_VERSION } from '../version.ts';
+import { AgentQuerier } from './apiserver/querier.ts';
+import { AgentApiServer } from './apiserver/server.ts';
 import { ovsSocketEndpoint, type PlatformStrategy } from '../host/platform.ts';
 import { configureUserspaceConntrack } from './userspace-conntrack.ts';
 import { OvsdbBridge } from '../ovs/ovsdb/bridge.ts';
@@ -89,6 +94,14 @@ export interface AgentOptions {
   readonly policyStatus?: RealizationStatusSink;
   /** Called with the policy controller once it exists (stats, antctl, tests). */
   readonly onPolicyController?: (c: NetworkPolicyController) => void;
+  /**
+   * The agent API for antctl (on `apiPort`): where its loopback token and CA certificate go
+   * (default `<directory of cniSocket>/apiserver`, i.e. /var/run/antrea/apiserver), the address to
+   * bind (default 0.0.0.0), and the agent's own Pod for agentinfo. `false` disables it.
+   */
+  readonly api?:
+    | false
+    | { readonly dir?: string; readonly host?: string; readonly podName?: string; readonly podNamespace?: string };
 }
 
 /**
@@ -130,6 +143,10 @@ export class Agent implements Runnable {
   private readonly o: AgentOptions;
   private readonly logger: Logger;
   readonly store = new InterfaceStore();
+  /** What the agent API answers (set when run starts). */
+  querier: AgentQuerier | undefined;
+  /** The agent API server (set when run starts, unless disabled). */
+  apiServer: AgentApiServer | undefined;
 
   constructor(opts: AgentOptions) {
     this.o = opts;
@@ -148,6 +165,35 @@ export class Agent implements Runnable {
     let openflow: OpenFlowClient | undefined;
     let policyController: NetworkPolicyController | undefined;
     const cleanups: (() => void)[] = [];
+    const openflowUp = (): boolean => {
+      try {
+        openflow?.connection();
+        return openflow !== undefined;
+      } catch {
+        return false;
+      }
+    };
+    const querier = new AgentQuerier({
+      nodeName: '',
+      bridgeName: config.ovsBridge,
+      apiPort: config.apiPort,
+      version: ANTREA_TS_VERSION,
+      ...(this.o.api === false || this.o.api === undefined
+        ? {}
+        : {
+            ...(this.o.api.podName === undefined ? {} : { podName: this.o.api.podName }),
+            ...(this.o.api.podNamespace === undefined ? {} : { podNamespace: this.o.api.podNamespace }),
+          }),
+      interfaces: () => this.store.list(),
+      ovsdbConnected: () => ovsdb.isConnected,
+      openflowConnected: openflowUp,
+      controllerConnected: () =>
+        policyController?.source === undefined ? undefined : policyController.source === 'controller',
+      now: () => clock.now(),
+    });
+    this.querier = querier;
+    if (this.o.api !== false)
+      tasks.push(this.serveApi(querier, inner.signal, ovsdb, openflowUp, () => policyController));
     try {
       const bridge = new OvsdbBridge(ovsdb, config.ovsBridge, { logger: this.logger });
       const ipam = new HostLocalIpam({
@@ -196,6 +242,8 @@ export class Agent implements Runnable {
           : {}),
         logger: this.logger,
       }).initialize(inner.signal);
+      querier.nodeName = node.nodeName;
+      querier.nodeSubnets = node.podCIDRs;
       // The OpenFlow pipeline, in a new cookie round; the previous round's flows stay until the
       // new one is complete, so Pods keep forwarding across an agent restart.
       const prevRound = parseRound(bridge.get()?.externalIds[ROUND_KEY]);
@@ -205,6 +253,7 @@ export class Agent implements Runnable {
         gateway: { ofport: node.gatewayOfport, mac: node.gatewayMac, ips: node.gatewayIPs },
         ...(node.tunnelOfport === undefined ? {} : { tunnel: { ofport: node.tunnelOfport } }),
         podCIDRs: node.podCIDRs,
+        ...(config.trafficEncapMode === 'networkPolicyOnly' ? { networkPolicyOnly: true } : {}),
       });
       const ofClient = new OpenFlowClient({
         endpoint: ovsSocketEndpoint(platform.os, config.ovsRunDir, `${config.ovsBridge}.mgmt`),
@@ -240,6 +289,7 @@ export class Agent implements Runnable {
       });
       tasks.push(ofClient.run(inner.signal));
       await ofBridge.ready(inner.signal);
+      querier.setPipeline(ofBridge);
       const policy = new NetworkPolicyController({
         sink: ofBridge,
         feature: npFeature,
@@ -248,6 +298,7 @@ export class Agent implements Runnable {
         ...(this.o.policyStatus === undefined ? {} : { status: this.o.policyStatus }),
       });
       policyController = policy;
+      querier.setPolicyController(policy);
       this.o.onPolicyController?.(policy);
       server.setPodFlows(new PolicyAwarePodFlows(new PodFlowInstaller(ofBridge, feature), policy, this.store));
       let proxyController: ProxyController | undefined;
@@ -380,6 +431,46 @@ export class Agent implements Runnable {
     }
     // A failed listener surfaces here (unless we were asked to stop).
     if (!signal.aborted) for (const t of tasks) await t;
+  }
+
+  /**
+   * Runs the agent API server: delegated auth through the Kubernetes API when a kubeconfig is
+   * configured (else only the loopback token). Never rejects: a failure is logged, the agent goes on.
+   */
+  private async serveApi(
+    querier: AgentQuerier,
+    signal: AbortSignal,
+    ovsdb: OvsdbClient,
+    openflowUp: () => boolean,
+    policy: () => NetworkPolicyController | undefined,
+  ): Promise<void> {
+    const { config } = this.o;
+    const api = this.o.api === false ? undefined : this.o.api;
+    const clock = this.o.clock ?? systemClock;
+    try {
+      const kubeconfig = config.clientConnection.kubeconfig;
+      const reviewer = kubeconfig === '' ? undefined : createKubeReviewer(loadKubeConfig(kubeconfig));
+      const server = new AgentApiServer({
+        querier,
+        dir: api?.dir ?? join(dirname(config.cniSocket), 'apiserver'),
+        ...(reviewer === undefined
+          ? {}
+          : {
+              authenticator: new TokenAuthenticator(reviewer, { clock }),
+              authorizer: new DelegatingAuthorizer(reviewer, { clock }),
+            }),
+        livenessChecks: () => ({ ovsdb: ovsdb.isConnected, openflow: openflowUp() }),
+        readinessChecks: () => ({ 'networkpolicies-realized': policy()?.initialRealized === true }),
+        ...(api?.host === undefined ? {} : { host: api.host }),
+        port: config.apiPort,
+        logger: this.logger,
+        clock,
+      });
+      this.apiServer = server;
+      await server.run(signal);
+    } catch (err) {
+      this.logger.error('the agent API server failed; antctl cannot reach this agent', { error: String(err) });
+    }
   }
 }
 

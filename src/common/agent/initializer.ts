@@ -32,12 +32,20 @@ export const DEFAULT_TUNNEL_DST_PORTS: Readonly<Record<AgentTunnelType, number>>
   gre: 0,
 };
 
-/** Encapsulation overhead (Antrea's CalculateMTUDeduction), IPv6 underlay adds 20. */
+/** Whether the mode has a tunnel port (Antrea's SupportsEncap: encap and hybrid). */
+export function supportsEncap(mode: AgentConfig['trafficEncapMode']): boolean {
+  return mode === 'encap' || mode === 'hybrid';
+}
+
+/**
+ * Encapsulation overhead (Antrea's CalculateMTUDeduction), IPv6 underlay adds 20; none without a
+ * tunnel (noEncap, networkPolicyOnly).
+ */
 export function encapOverhead(
   cfg: Pick<AgentConfig, 'trafficEncapMode' | 'tunnelType'>,
   ipv6Underlay: boolean,
 ): number {
-  if (cfg.trafficEncapMode === 'noEncap') return 0;
+  if (!supportsEncap(cfg.trafficEncapMode)) return 0;
   const base = { geneve: 50, vxlan: 50, gre: 42, stt: 0 }[cfg.tunnelType];
   return base === 0 ? 0 : base + (ipv6Underlay ? 20 : 0);
 }
@@ -46,7 +54,24 @@ export function encapOverhead(
 export function podMtu(cfg: AgentConfig, transportMtu: number, ipv6Underlay: boolean): number {
   if (cfg.defaultMTU > 0) return cfg.defaultMTU;
   const mtu = transportMtu - encapOverhead(cfg, ipv6Underlay);
-  return cfg.trafficEncapMode === 'noEncap' ? mtu : Math.min(mtu, 65000);
+  return supportsEncap(cfg.trafficEncapMode) ? Math.min(mtu, 65000) : mtu;
+}
+
+/**
+ * The gateway's addresses in networkPolicyOnly mode: the Node's transport address of each family
+ * as a host address (/32, /128), as Antrea assigns it (the Pods' own gateway belongs to the primary
+ * plugin). Per family: a Node IP the transport interface holds, else the interface's first address,
+ * else the Node IP.
+ */
+export function policyOnlyGatewayAddresses(nodeIPs: readonly string[], transportCIDRs: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const fam of [4, 6] as const) {
+    const onTransport = transportCIDRs.map(cidrIp).filter((ip) => ipFamily(ip) === fam);
+    const nodeIPsOfFamily = nodeIPs.filter((ip) => ipFamily(ip) === fam);
+    const ip = nodeIPsOfFamily.find((n) => onTransport.includes(n)) ?? onTransport[0] ?? nodeIPsOfFamily[0];
+    if (ip !== undefined) out.push(`${ip}/${fam === 4 ? 32 : 128}`);
+  }
+  return out;
 }
 
 /** The gateway's addresses: the first address of each Pod CIDR, with the CIDR's prefix. */
@@ -138,7 +163,7 @@ export class Initializer {
       if (config.defaultMTU === 0) throw err;
       this.logger.warn('no transport interface', { error: errorMessage(err) });
     }
-    const encap = config.trafficEncapMode === 'encap' || config.trafficEncapMode === 'hybrid';
+    const encap = supportsEncap(config.trafficEncapMode);
     if (transport !== undefined && encap && config.ovsDatapathType === 'netdev' && this.o.uplinkBridge !== undefined) {
       transport = await setupUplinkBridge(this.o.uplinkBridge, this.net, transport, this.logger);
     }
@@ -178,7 +203,7 @@ export class Initializer {
     }
 
     let tunnelOfport: number | undefined;
-    if (config.trafficEncapMode === 'encap' || config.trafficEncapMode === 'hybrid') {
+    if (encap) {
       const localIp = platform.capabilities.tunnelNeedsLocalIp
         ? node.nodeIPs.find((ip) => ipFamily(ip) === 4)
         : undefined;
@@ -201,8 +226,21 @@ export class Initializer {
       externalIds: { [EXT.type]: 'gateway' },
     });
     const gatewayOfport = await bridge.waitForOFPort(gwName);
-    const gwAddrs = gatewayAddresses(node.podCIDRs);
-    const gw = await this.net.configureGateway({ name: gwName, addresses: gwAddrs, mtu });
+    // networkPolicyOnly: the Node's transport address (/32); the primary plugin's Pod gateway
+    // addresses that CNI ADDs moved here are kept.
+    const policyOnly = config.trafficEncapMode === 'networkPolicyOnly';
+    const gwAddrs = policyOnly
+      ? policyOnlyGatewayAddresses(node.nodeIPs, transport?.addresses ?? [])
+      : gatewayAddresses(node.podCIDRs);
+    if (gwAddrs.length === 0) {
+      throw new AntreaError('NO_GATEWAY_ADDRESS', 'networkPolicyOnly needs the Node IP for the gateway');
+    }
+    const gw = await this.net.configureGateway({
+      name: gwName,
+      addresses: gwAddrs,
+      mtu,
+      ...(policyOnly ? { keepOtherAddresses: true } : {}),
+    });
     const gateway: InterfaceConfig = {
       type: 'gateway',
       name: gwName,
@@ -218,7 +256,7 @@ export class Initializer {
     return {
       nodeName: node.name,
       podCIDRs: node.podCIDRs,
-      gatewayIPs: node.podCIDRs.map((c) => firstHostIp(c)),
+      gatewayIPs: policyOnly ? gwAddrs.map(cidrIp) : node.podCIDRs.map((c) => firstHostIp(c)),
       mtu,
       node,
       gatewayName: gwName,

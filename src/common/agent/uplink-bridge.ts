@@ -9,7 +9,8 @@
  * the underlay routes on br-phy and `ovs-appctl tnl/arp/show` the resolved tunnel next hops.
  *
  * {@link teardownUplinkBridge} is the inverse (addresses and routes back to the uplink, br-phy
- * deleted), for uninstalling the agent from a Node.
+ * deleted), run by `antrea-agent --cleanup` when the agent is removed from a Node (cleanup.ts says
+ * why not at every agent stop).
  */
 import type { HostInterface, NodeNetwork } from '../host/node-network.ts';
 import type { OvsBridgeClient } from '../ovs/ovsdb/bridge.ts';
@@ -59,14 +60,21 @@ export async function setupUplinkBridge(
 }
 
 /**
- * Moves the addresses back to the uplink and deletes br-phy. Absent bridge: nothing happens; safe
- * to repeat.
+ * Moves the addresses and gateway routes back to the uplink, then deletes br-phy (the uplink keeps
+ * working as a plain host interface). Returns the uplink as it is afterwards, or undefined when
+ * there was no uplink port to give them to. Absent bridge: nothing happens; safe to repeat. Called
+ * by {@link cleanupNode} (`antrea-agent --cleanup`).
  */
-export async function teardownUplinkBridge(bridge: OvsBridgeClient, net: NodeNetwork): Promise<void> {
-  if (bridge.get() === undefined) return;
+export async function teardownUplinkBridge(
+  bridge: OvsBridgeClient,
+  net: NodeNetwork,
+): Promise<HostInterface | undefined> {
+  if (bridge.get() === undefined) return undefined;
   const uplink = uplinkPortName(bridge);
+  let restored: HostInterface | undefined;
   if (uplink !== undefined && net.moveTransportAddresses !== undefined) {
-    await net.moveTransportAddresses({ from: bridge.name, to: uplink });
+    restored = await net.moveTransportAddresses({ from: bridge.name, to: uplink });
   }
   await bridge.delete();
+  return restored;
 }

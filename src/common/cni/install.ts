@@ -1,7 +1,9 @@
 /**
  * The install step (Antrea's install_cni): writes the `antrea` plugin executable into the CNI bin
  * directory and `10-antrea.conflist` into the CNI configuration directory, optionally copying
- * companion plugins (loopback, portmap, bandwidth, host-local) next to it.
+ * companion plugins (loopback, portmap, bandwidth, host-local) next to it. For CNI chaining
+ * (trafficEncapMode networkPolicyOnly, Antrea's install_cni_chaining) the conflist lists the primary
+ * plugin first (e.g. ptp with host-local IPAM) and antrea after it, without IPAM.
  *
  * The plugin executable is a small launcher that runs src/cmd/antrea-cni.ts on the project's pinned
  * Node with a compile cache (type stripping on every call would cost ~60 ms; with the cache the
@@ -48,6 +50,12 @@ export interface InstallCniOptions {
   /** Chain portmap and bandwidth after antrea, as Antrea's conflist can. */
   readonly chainPortmap?: boolean;
   readonly chainBandwidth?: boolean;
+  /**
+   * CNI chaining: the primary plugin's configuration (an object with a `type`, e.g.
+   * `{type: 'ptp', ipam: {type: 'host-local', ...}}`), listed before antrea; antrea then has no
+   * IPAM. Absent: antrea is the only interface plugin, with host-local IPAM.
+   */
+  readonly primaryPlugin?: Readonly<Record<string, unknown>>;
   /** Declare the `dns` capability on the antrea plugin (Antrea's Windows conflist does). */
   readonly dnsCapability?: boolean;
   /** Copy these plugins from `copyFrom` into binDir (e.g. loopback, host-local, portmap). */
@@ -120,18 +128,35 @@ export function windowsLauncherConfig(
   ].join('\r\n');
 }
 
-/** The conflist (cniVersion 1.0.0 by default, also offering 1.1.0 to runtimes that know it). */
+/**
+ * The conflist (cniVersion 1.0.0 by default, also offering 1.1.0 to runtimes that know it unless
+ * antrea is chained after a primary plugin).
+ */
 export function antreaConflist(
-  o: Pick<InstallCniOptions, 'cniVersion' | 'networkName' | 'chainPortmap' | 'chainBandwidth' | 'dnsCapability'>,
+  o: Pick<
+    InstallCniOptions,
+    'cniVersion' | 'networkName' | 'chainPortmap' | 'chainBandwidth' | 'dnsCapability' | 'primaryPlugin'
+  >,
 ): string {
   const version = o.cniVersion ?? '1.0.0';
-  const antrea: Record<string, unknown> = { type: PLUGIN_NAME, ipam: { type: 'host-local' } };
+  const primary = o.primaryPlugin;
+  if (primary !== undefined) {
+    const type = primary['type'];
+    if (typeof type !== 'string' || !/^[A-Za-z0-9_.-]+$/.test(type)) {
+      throw new ValidationError('primaryPlugin.type', `must be a plugin name, got ${JSON.stringify(type)}`);
+    }
+    if (type === PLUGIN_NAME) throw new ValidationError('primaryPlugin.type', 'antrea cannot chain after itself');
+  }
+  const antrea: Record<string, unknown> =
+    primary === undefined ? { type: PLUGIN_NAME, ipam: { type: 'host-local' } } : { type: PLUGIN_NAME };
   if (o.dnsCapability === true) antrea['capabilities'] = { dns: true };
-  const plugins: Record<string, unknown>[] = [antrea];
+  const plugins: Record<string, unknown>[] = primary === undefined ? [antrea] : [{ ...primary }, antrea];
   if (o.chainPortmap === true) plugins.push({ type: 'portmap', capabilities: { portMappings: true } });
   if (o.chainBandwidth === true) plugins.push({ type: 'bandwidth', capabilities: { bandwidth: true } });
   const conf: Record<string, unknown> = { cniVersion: version, name: o.networkName ?? 'antrea' };
-  if (version === '1.0.0') conf['cniVersions'] = ['1.0.0', '1.1.0'];
+  // 1.1.0 is offered only when antrea is alone: a primary plugin may not speak it (ptp does not),
+  // and a runtime picks the newest version listed.
+  if (version === '1.0.0' && primary === undefined) conf['cniVersions'] = ['1.0.0', '1.1.0'];
   conf['plugins'] = plugins;
   return JSON.stringify(conf, null, 2) + '\n';
 }

@@ -17,6 +17,8 @@ export type PodInterfaceErrorCode =
   | 'POD_NETNS_NOT_FOUND'
   /** The container interface already exists in the namespace, or the host-side name is taken. */
   | 'POD_INTERFACE_EXISTS'
+  /** The interface another plugin should have made (CNI chaining) does not exist. */
+  | 'POD_INTERFACE_NOT_FOUND'
   /** Creating or configuring the interface failed. */
   | 'POD_INTERFACE_FAILED';
 

@@ -56,6 +56,11 @@ export interface GatewaySpec {
   /** Exactly these addresses (CIDR notation: first address of each Pod CIDR with its prefix). */
   readonly addresses: readonly string[];
   readonly mtu: number;
+  /**
+   * Keep global addresses not in `addresses` instead of removing them (networkPolicyOnly: CNI ADDs
+   * move the primary plugin's Pod gateway addresses onto the gateway).
+   */
+  readonly keepOtherAddresses?: boolean;
   /** How long to wait for the device to appear after its OVS port was created (default 10 s). */
   readonly appearTimeoutMs?: number;
 }
@@ -77,7 +82,8 @@ export interface NodeNetwork {
   /**
    * Configures the gateway device once its OVS internal port exists: waits until the device
    * appears (throws HOST_INTERFACE_NOT_FOUND after the timeout), sets its MTU, makes its global
-   * addresses exactly `spec.addresses` (adds the missing ones, removes others, keeps the rest), brings
+   * addresses exactly `spec.addresses` (adds the missing ones, removes others unless
+   * `keepOtherAddresses`, keeps the rest), brings
    * it up and applies the gateway's per-interface settings (Linux: arp_announce=1). Already
    * configured: nothing changes. Safe to repeat (the agent re-checks the gateway periodically).
    */

@@ -86,7 +86,8 @@ export function capabilitiesFrom(os: OsName, t: CapabilityTable): PlatformCapabi
         not('trafficEncapMode', `traffic mode "${config.trafficEncapMode}"`);
       }
       const tunnels = t.tunnelTypes[config.ovsDatapathType];
-      if (config.trafficEncapMode !== 'noEncap' && !tunnels.includes(config.tunnelType)) {
+      const tunnelled = config.trafficEncapMode === 'encap' || config.trafficEncapMode === 'hybrid';
+      if (tunnelled && !tunnels.includes(config.tunnelType)) {
         not('tunnelType', `tunnel type "${config.tunnelType}" with datapath "${config.ovsDatapathType}"`);
       }
       if (!t.encryptionModes.includes(config.trafficEncryptionMode)) {

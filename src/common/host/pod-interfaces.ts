@@ -70,6 +70,48 @@ export interface PodInterfaceExpectation extends PodInterfaceRef {
 
 export type OfportAssignment = 'immediate' | 'async';
 
+/**
+ * CNI chaining (trafficEncapMode networkPolicyOnly): antrea runs after a primary plugin that made
+ * the Pod's interface, its addresses and the host routes to it. Antrea takes the host side over
+ * for OVS and leaves IPAM and the interface itself to the primary plugin (its DEL removes them).
+ */
+export interface ChainedPodInterfaces {
+  /**
+   * The container interface `ifname` in `netns` and its host-side peer (a veth end in the agent's
+   * namespace). Read-only. Throws PodInterfaceError POD_NETNS_NOT_FOUND when the namespace does not
+   * exist, POD_INTERFACE_NOT_FOUND when the interface is absent, is not a veth, or its peer is not
+   * in the agent's namespace.
+   */
+  find(netns: string, ifname: string): Promise<PodInterface>;
+
+  /**
+   * Takes the host side over for OVS (Antrea's MigrateRoutesToGw): every route out of
+   * `hostInterfaceName` (except the kernel's own address routes) is moved to `gateway`, and so are
+   * its global addresses (the primary plugin's gateway address, often shared by every Pod); the host
+   * side stops answering ARP (with OVS's userspace datapath the kernel still sees its frames);
+   * optionally the container side's TX checksum offload is turned off.
+   * Returns the destinations of the moved routes. Idempotent: nothing left to move, nothing moves.
+   * Throws POD_INTERFACE_NOT_FOUND when the host side is gone, HostNetworkError
+   * HOST_INTERFACE_NOT_FOUND when `gateway` does not exist.
+   */
+  takeOver(spec: {
+    readonly hostInterfaceName: string;
+    readonly gateway: string;
+    /**
+     * Turn TX checksum offload off on the container side `ifname` in `netns` (OVS's userspace
+     * datapath needs full checksums, as for the Pods antrea makes itself).
+     */
+    readonly disableTxChecksumOffload?: { readonly netns: string; readonly ifname: string };
+  }): Promise<string[]>;
+
+  /**
+   * Removes the host routes to `ips` (/32, /128) that go out of `gateway` (Antrea's
+   * UnMigrateRoutesFromGw). The gateway's addresses stay: other Pods may share them. Absent routes
+   * or gateway: nothing happens; safe to repeat.
+   */
+  releaseRoutes(spec: { readonly ips: readonly string[]; readonly gateway: string }): Promise<void>;
+}
+
 export interface PodInterfaceConfigurator {
   /**
    * The OVS port type of the host side: `system` for a Linux veth end (an existing device),
@@ -113,6 +155,9 @@ export interface PodInterfaceConfigurator {
 
   /** Whether a Pod network namespace (as the agent reaches it) exists. Read-only. */
   netnsExists(netns: string): Promise<boolean>;
+
+  /** Linux only (absent where CNI chaining is not supported): see {@link ChainedPodInterfaces}. */
+  readonly chaining?: ChainedPodInterfaces;
 
   /**
    * Linux only (absent on Windows, where HNS handles it): announces the Pod's addresses from inside

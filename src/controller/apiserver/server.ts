@@ -36,47 +36,31 @@ import {
 import type { NetworkPolicyStatus } from '../../common/apis/controlplane/types.ts';
 import { PROTOBUF_WATCH_CONTENT_TYPE } from '../../common/apis/protobuf/k8s.ts';
 import { type Clock, systemClock } from '../../common/util/clock.ts';
-import { AntreaError, errorMessage, isAntreaError, ValidationError } from '../../common/util/errors.ts';
+import { errorMessage, isAntreaError, ValidationError } from '../../common/util/errors.ts';
 import { type Logger, type LogLevel, nullLogger, parseLogLevel } from '../../common/util/log.ts';
 import { METRICS_CONTENT_TYPE, type MetricsRegistry } from '../../common/util/metrics.ts';
 import type { NetworkPolicyController } from '../networkpolicy/controller.ts';
 import { addressGroupObject, appliedToGroupObject } from '../networkpolicy/watch-events.ts';
 import type { StatusAggregator } from '../status/aggregator.ts';
 import type { CertificateProvider } from '../certificate.ts';
-import type {
-  AccessAttributes,
-  Authenticated,
-  Decision,
-  NodeAccessPolicy,
-  NotAuthenticated,
-  UserInfo,
-} from './auth.ts';
+import {
+  bearerToken,
+  forbidden,
+  HttpError,
+  notFound,
+  requireMethod,
+  sendHealth,
+  sendJson,
+  sendText,
+  statusBody,
+} from '../../common/apiserver/http.ts';
+import type { AccessAttributes, Authn, Authz, NodeAccessPolicy, UserInfo } from './auth.ts';
 import { checkNoQuery, checkObjectName, parseListWatchQuery } from './query.ts';
 import type { WatchCloseReason, WatchHandle, WatchHub, WatchSink } from './watch.ts';
 
 export const DEFAULT_API_PORT = 10349;
 
-/** An error answered as a Kubernetes Status. */
-export class HttpError extends AntreaError<'HTTP_ERROR'> {
-  readonly status: number;
-  readonly reason: string;
-
-  constructor(status: number, reason: string, message: string) {
-    super('HTTP_ERROR', message, { details: { status, reason } });
-    this.status = status;
-    this.reason = reason;
-  }
-}
-
-const notFound = (what: string): HttpError => new HttpError(404, 'NotFound', what);
-const forbidden = (message: string): HttpError => new HttpError(403, 'Forbidden', message);
-
-export interface Authn {
-  authenticate(token: string): Promise<Authenticated | NotAuthenticated>;
-}
-export interface Authz {
-  authorize(user: UserInfo, attrs: AccessAttributes): Promise<Decision>;
-}
+export { HttpError };
 
 export interface ControlplaneServerOptions {
   readonly controller: NetworkPolicyController;
@@ -322,27 +306,15 @@ export class ControlplaneServer {
       r.res.destroy();
       return;
     }
-    this.sendJson(r, status, {
-      kind: 'Status',
-      apiVersion: 'v1',
-      metadata: {},
-      status: 'Failure',
-      message,
-      reason,
-      code: status,
-    });
+    this.sendJson(r, status, statusBody(status, reason, message));
   }
 
   private sendJson(r: Request, status: number, body: unknown): void {
-    const data = Buffer.from(JSON.stringify(body) + '\n');
-    r.res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': data.length });
-    r.res.end(data);
+    sendJson(r.res, status, body);
   }
 
-  private sendText(r: Request, status: number, text: string, type = 'text/plain; charset=utf-8'): void {
-    const data = Buffer.from(text);
-    r.res.writeHead(status, { 'Content-Type': type, 'Content-Length': data.length });
-    r.res.end(data);
+  private sendText(r: Request, status: number, text: string, type?: string): void {
+    sendText(r.res, status, text, type);
   }
 
   private sendObject<K extends Kind>(r: Request, status: number, encoding: Encoding, kind: K, obj: KindTypes[K]): void {
@@ -352,10 +324,7 @@ export class ControlplaneServer {
   }
 
   private async authenticate(r: Request): Promise<UserInfo> {
-    const h = r.req.headers.authorization ?? '';
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(h);
-    if (m === null) throw new HttpError(401, 'Unauthorized', 'Unauthorized: a bearer token is required');
-    const a = await this.o.authenticator.authenticate(m[1] ?? '');
+    const a = await this.o.authenticator.authenticate(bearerToken(r.req));
     if (!a.ok) throw new HttpError(401, 'Unauthorized', `Unauthorized: ${a.reason}`);
     r.user = a.user;
     return a.user;
@@ -376,14 +345,7 @@ export class ControlplaneServer {
   }
 
   private requireMethod(r: Request, ...methods: string[]): void {
-    if (!methods.includes(r.method)) {
-      r.res.setHeader('Allow', methods.join(', '));
-      throw new HttpError(
-        405,
-        'MethodNotAllowed',
-        `${r.method} is not allowed on ${r.url.pathname} (allowed: ${methods.join(', ')})`,
-      );
-    }
+    requireMethod(r.req, r.res, r.url.pathname, ...methods);
   }
 
   /** Routes a request; returns a label for the request metric. */
@@ -443,12 +405,7 @@ export class ControlplaneServer {
       checks['serving-certificate'] = this.o.certificate.current() !== undefined;
       Object.assign(checks, this.o.readinessChecks?.() ?? {});
     }
-    const ok = Object.values(checks).every((v) => v);
-    const name = path.slice(1);
-    const verbose = r.url.searchParams.has('verbose');
-    const lines = Object.entries(checks).map(([k, v]) => (v ? `[+]${k} ok` : `[-]${k} failed`));
-    const text = verbose || !ok ? `${lines.join('\n')}\n${name} check ${ok ? 'passed' : 'failed'}\n` : 'ok';
-    this.sendText(r, ok ? 200 : 500, text);
+    sendHealth(r.res, path.slice(1), checks, r.url.searchParams.has('verbose'));
   }
 
   private apiGroupList(): Record<string, unknown> {

@@ -5,10 +5,13 @@
  */
 import { capabilitiesFrom } from '../../common/host/platform.ts';
 
-/** What the Linux strategy supports (Antrea's Linux support minus what antrea-ts lacks yet). */
+/**
+ * What the Linux strategy supports (Antrea's Linux support minus what antrea-ts lacks yet).
+ * networkPolicyOnly is CNI chaining after a primary plugin (LinuxPodInterfaces.chaining).
+ */
 export const LINUX_CAPABILITIES = capabilitiesFrom('linux', {
   datapathTypes: ['system', 'netdev'],
-  trafficEncapModes: ['encap', 'noEncap', 'hybrid'],
+  trafficEncapModes: ['encap', 'noEncap', 'hybrid', 'networkPolicyOnly'],
   // OVS's userspace datapath has no STT.
   tunnelTypes: { system: ['geneve', 'vxlan', 'gre', 'stt'], netdev: ['geneve', 'vxlan', 'gre'] },
   encryptionModes: ['none'],

@@ -30,6 +30,11 @@ export interface LinkInfo {
   /** The driver kind from IFLA_LINKINFO (veth, dummy, tun...), '' when not reported. */
   readonly kind: string;
   readonly alias: string;
+  /**
+   * IFLA_LINK: for a veth, the ifindex of its peer (in the peer's namespace, which may be another
+   * one); undefined when not reported.
+   */
+  readonly peerIndex: number | undefined;
 }
 
 export interface AddressInfo {
@@ -156,6 +161,7 @@ export class Netlink {
       up: m.data.flags?.up === true,
       kind,
       alias: m.attrs.ifalias ?? '',
+      peerIndex: m.attrs.link !== undefined && m.attrs.link.length >= 4 ? m.attrs.link.readUInt32LE(0) : undefined,
     };
   }
 

@@ -167,7 +167,7 @@ export class LinuxNodeNetwork implements NodeNetwork {
     for (const want of spec.addresses) {
       if (!current.some((a) => sameAddress(a.cidr, want))) await this.host.addAddress(link.index, want);
     }
-    for (const have of current) {
+    for (const have of spec.keepOtherAddresses === true ? [] : current) {
       if (!spec.addresses.some((w) => sameAddress(have.cidr, w))) {
         this.logger.info('removing a stale gateway address', { gateway: spec.name, address: have.cidr });
         await this.host.deleteAddress(link.index, have.cidr);

@@ -24,7 +24,8 @@ import { canonicalIp, cidrIp, ipFamily, parseIp, randomMac } from '../../common/
 import { type Logger, nullLogger } from '../../common/util/log.ts';
 import { closeFd, disableTxChecksum, inNetns, openPacketSocket, sendFrame } from './libc.ts';
 import { macToBuffer, Netlink, netlinkErrno } from './netlink.ts';
-import { setSysctl } from './node-network.ts';
+import { LinuxChainedInterfaces } from './chained-interfaces.ts';
+import { openPodNetlink, silenceHostArp } from './pod-links.ts';
 
 const ETH_P_ARP = 0x0806;
 
@@ -63,6 +64,7 @@ export interface LinuxPodInterfacesOptions {
 export class LinuxPodInterfaces implements PodInterfaceConfigurator {
   readonly ovsPortType = 'system' as const;
   readonly ofportAssignment = 'immediate' as const;
+  readonly chaining: LinuxChainedInterfaces;
   private readonly host: Netlink;
   private readonly hostNetns: string | undefined;
   private readonly logger: Logger;
@@ -73,23 +75,15 @@ export class LinuxPodInterfaces implements PodInterfaceConfigurator {
     this.hostNetns = opts.hostNetns;
     this.logger = (opts.logger ?? nullLogger).child({ component: 'pod-interfaces' });
     this.clock = opts.clock ?? systemClock;
+    this.chaining = new LinuxChainedInterfaces({
+      host: opts.host,
+      ...(opts.hostNetns === undefined ? {} : { hostNetns: opts.hostNetns }),
+      logger: this.logger,
+    });
   }
 
-  /** A netlink socket inside the Pod's namespace; POD_NETNS_NOT_FOUND if it does not exist. */
   private openPodNetlink(netns: string): Netlink {
-    try {
-      return Netlink.openInNetns(netns);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') {
-        throw podInterfaceError('POD_NETNS_NOT_FOUND', `network namespace ${netns} does not exist`, err);
-      }
-      throw podInterfaceError(
-        'POD_NETNS_NOT_FOUND',
-        `${netns} is not a usable network namespace: ${errorMessage(err)}`,
-        err,
-      );
-    }
+    return openPodNetlink(netns);
   }
 
   async configure(req: PodInterfaceRequest): Promise<PodInterface> {
@@ -134,19 +128,7 @@ export class LinuxPodInterfaces implements PodInterfaceConfigurator {
           `veth ${req.hostInterfaceName}/${req.ifname} vanished after creation`,
         );
       }
-      // The host side never answers ARP: with the userspace datapath the kernel still sees its
-      // frames and would answer a Pod's ARP for the gateway with this veth's MAC. Nor does it get
-      // an IPv6 link-local address (set before it comes up): it needs none, and ovs-vswitchd
-      // tracks every address of its ports (its tunnel code rescans them on each link change), so
-      // each one would slow every later Pod's port.
-      const hostSysctls = (): void => {
-        setSysctl(`net/ipv4/conf/${req.hostInterfaceName}/arp_ignore`, '8');
-        if (existsSync(`/proc/sys/net/ipv6/conf/${req.hostInterfaceName}`)) {
-          setSysctl(`net/ipv6/conf/${req.hostInterfaceName}/disable_ipv6`, '1');
-        }
-      };
-      if (this.hostNetns === undefined) hostSysctls();
-      else inNetns(this.hostNetns, hostSysctls);
+      silenceHostArp(req.hostInterfaceName, this.hostNetns, { noIpv6: true });
       if (req.disableTxChecksumOffload) inNetns(req.netns, () => disableTxChecksum(req.ifname));
       // ovs-vswitchd reconfigures every bridge on each link event in its namespace, so the host
       // end changes as few times as possible: the Pod's end first (the host end then comes up

@@ -23,6 +23,10 @@
  * whose interface is gone, and releases host-local reservations no interface uses; it never
  * releases an IP an interface in the store still holds.
  *
+ * CNI chaining (trafficEncapMode networkPolicyOnly): antrea follows a primary plugin; ADD needs
+ * prevResult, attaches the primary's interface (chaining.ts) and answers prevResult unchanged; DEL
+ * detaches it; IPAM is the primary's, so no IPAM call, reservation GC or journal is made.
+ *
  * Errors are CniError everywhere inside; {@link CniServer.handle} turns them into the response's
  * Error exactly once.
  */
@@ -67,6 +71,7 @@ import {
 import type { IpamDriver, IpamRequest, Reservation } from '../ipam/host-local.ts';
 import type { PendingAdd, PendingAddJournal } from './journal.ts';
 import type { OfportEvent, OfportEvents } from './ofport-events.ts';
+import { ChainedPods } from './chaining.ts';
 import { OfportAllocator } from './ofport-allocator.ts';
 
 /** The CNI type the configuration must name, and the only IPAM type served. */
@@ -87,7 +92,10 @@ export const CNI_ADD_CRASH_POINTS = [
 export interface NodeNetworkContext {
   readonly nodeName: string;
   readonly podCIDRs: readonly string[];
-  /** The gateway address of each Pod CIDR (first address), same order. */
+  /**
+   * The gateway address of each Pod CIDR (first address), same order; in networkPolicyOnly mode the
+   * gateway's own addresses (the Node's transport addresses), which Pods never use as next hop.
+   */
   readonly gatewayIPs: readonly string[];
   /** The MTU Pods get unless the network configuration sets one. */
   readonly mtu: number;
@@ -170,6 +178,9 @@ export class CniServer {
   private podFlows: PodFlowClient | undefined;
   private readonly background = new Set<Promise<void>>();
   private readonly ofports: OfportAllocator;
+  /** CNI chaining mode (networkPolicyOnly); `chained` is undefined when the platform cannot chain. */
+  private readonly chainingMode: boolean;
+  private readonly chained: ChainedPods | undefined;
 
   constructor(opts: CniServerOptions) {
     this.o = opts;
@@ -180,6 +191,21 @@ export class CniServer {
     this.clock = opts.clock ?? systemClock;
     this.crash = opts.crashPoints ?? noCrashPoints;
     this.podFlows = opts.podFlows;
+    this.chainingMode = opts.config.trafficEncapMode === 'networkPolicyOnly';
+    const chaining = opts.podInterfaces.chaining;
+    this.chained =
+      this.chainingMode && chaining !== undefined
+        ? new ChainedPods({
+            bridge: opts.bridge,
+            store: opts.store,
+            chaining,
+            ovsPortType: opts.podInterfaces.ovsPortType,
+            gateway: opts.config.hostGateway,
+            disableTxChecksumOffload: opts.config.disableTXChecksumOffload || opts.config.ovsDatapathType === 'netdev',
+            podFlows: () => this.podFlows,
+            logger: this.logger,
+          })
+        : undefined;
   }
 
   /** Attaches the Pod flow client once the OpenFlow pipeline is up (before requests are served). */
@@ -239,7 +265,8 @@ export class CniServer {
         );
       }
       const ipamType = network.ipam?.type ?? '';
-      if (!(SUPPORTED_IPAM_TYPES as readonly string[]).includes(ipamType)) {
+      // Chained after a primary plugin, IPAM is the primary's: no ipam section is needed.
+      if (!this.chainingMode && !(SUPPORTED_IPAM_TYPES as readonly string[]).includes(ipamType)) {
         throw new CniError('UNSUPPORTED_FIELD', `Network configuration does not support ipam/type=${ipamType}`);
       }
       if ((method === 'CmdAdd' || method === 'CmdCheck') && args.netns === '') {
@@ -296,7 +323,49 @@ export class CniServer {
 
   private async cmdAdd(r: Request): Promise<Uint8Array> {
     const ctx = await this.waitReady(this.networkReadyLatch);
+    if (this.chainingMode) {
+      return this.containerLock.run(r.args.containerId, () => this.rw.shared(() => this.chainedAdd(r)));
+    }
     return this.containerLock.run(r.args.containerId, () => this.rw.shared(() => this.add(r, ctx)));
+  }
+
+  /**
+   * ADD chained after a primary plugin: prevResult is required (UNSUPPORTED_FIELD naming it), the
+   * primary's interface is attached (a stored one for the container is detached first), and the
+   * answer is prevResult unchanged.
+   */
+  private async chainedAdd(r: Request): Promise<Uint8Array> {
+    if (this.chained === undefined) {
+      throw new CniError('CONFIG_INTERFACE_FAILURE', 'this platform does not support CNI chaining (networkPolicyOnly)');
+    }
+    const raw = r.network.prevResult;
+    if (raw === undefined || raw === null) {
+      throw new CniError(
+        'UNSUPPORTED_FIELD',
+        'prevResult is required: with trafficEncapMode networkPolicyOnly antrea runs chained after the primary CNI plugin (list it after that plugin in the conflist)',
+      );
+    }
+    const prevResult = parseCniResult(raw, 'prevResult');
+    const netns = this.agentNetns(r.args.netns);
+    if (!(await this.o.podInterfaces.netnsExists(netns))) {
+      throw new CniError('INVALID_ENVIRONMENT_VARIABLES', `CNI_NETNS: network namespace ${netns} does not exist`);
+    }
+    const existing = this.o.store.byContainer(r.args.containerId, r.args.ifname);
+    if (existing !== undefined) {
+      this.logger.info('ADD for an attached chained Pod: attaching it again', { containerId: r.args.containerId });
+      await this.removeInterface(existing);
+    }
+    await this.chained.add({
+      containerId: r.args.containerId,
+      ifname: r.args.ifname,
+      netns: r.args.netns,
+      agentNetns: netns,
+      podName: r.k8s.podName,
+      podNamespace: r.k8s.podNamespace,
+      prevResult,
+    });
+    // The spec: pass prevResult through (it is already in the configuration's version).
+    return Buffer.from(JSON.stringify(raw));
   }
 
   /** The result for the request's version, as bytes. */
@@ -673,8 +742,15 @@ export class CniServer {
     await this.containerLock.run(r.args.containerId, () => this.rw.shared(() => this.del(r, ctx)));
   }
 
-  /** Removes a Pod interface: flows, OVS port, host link, store entry. Each step tolerates absence. */
+  /**
+   * Removes a Pod interface: flows, OVS port, host link, store entry (chained: flows, OVS port, the
+   * Pod's routes on the gateway, store entry). Each step tolerates absence.
+   */
   private async removeInterface(i: InterfaceConfig): Promise<void> {
+    if (this.chained !== undefined) {
+      await this.chained.remove(i);
+      return;
+    }
     await this.podFlows?.uninstallPodFlows(i.name);
     const port = this.o.bridge.getPort(i.name);
     if (port !== undefined && port.externalIds[EXT.containerId] === i.container?.containerId) {
@@ -692,6 +768,12 @@ export class CniServer {
   private async del(r: Request, ctx: NodeNetworkContext): Promise<void> {
     const { containerId, ifname } = r.args;
     const stored = this.o.store.byContainer(containerId, ifname);
+    if (this.chainingMode) {
+      // Only what antrea did; the primary plugin's DEL removes the veth and releases the IP.
+      if (stored !== undefined) await this.removeInterface(stored);
+      this.logger.info('chained Pod detached', { containerId, ifname, hadInterface: stored !== undefined });
+      return;
+    }
     const removeLink = async (): Promise<void> => {
       if (stored !== undefined) {
         await this.removeInterface(stored);
@@ -752,6 +834,10 @@ export class CniServer {
     if (containerIface === undefined) {
       throw new CniError('INVALID_NETWORK_CONFIG', 'prevResult does not match network configuration');
     }
+    if (this.chainingMode) {
+      await this.checkChained(r);
+      return;
+    }
     await this.o.ipam.check(this.ipamRequest(r, ctx));
     const stored = this.o.store.byContainer(r.args.containerId, r.args.ifname);
     if (stored === undefined) {
@@ -785,6 +871,25 @@ export class CniServer {
     if (problems.length > 0) throw new CniError('CHECK_INTERFACE_FAILURE', problems.join('; '));
   }
 
+  /** CHECK of a chained Pod: attached, its port has an ofport, its host side still exists. */
+  private async checkChained(r: Request): Promise<void> {
+    const stored = this.o.store.byContainer(r.args.containerId, r.args.ifname);
+    if (stored === undefined) {
+      throw new CniError(
+        'CHECK_INTERFACE_FAILURE',
+        `no interface for container ${r.args.containerId}/${r.args.ifname}`,
+      );
+    }
+    const problems: string[] = [];
+    const port = this.o.bridge.getPort(stored.name);
+    if (port === undefined) problems.push(`OVS port ${stored.name} does not exist`);
+    else if (port.ofport === undefined || port.ofport <= 0) problems.push(`OVS port ${stored.name} has no ofport`);
+    if ((await this.o.podInterfaces.hostInterface(stored.name)) === undefined) {
+      problems.push(`host interface ${stored.name} does not exist`);
+    }
+    if (problems.length > 0) throw new CniError('CHECK_INTERFACE_FAILURE', problems.join('; '));
+  }
+
   // ---- GC and STATUS ---------------------------------------------------------------------------
 
   private async cmdGc(r: Request): Promise<void> {
@@ -806,6 +911,8 @@ export class CniServer {
           errors.push(`${i.name}: ${errorMessage(err)}`);
         }
       }
+      // Chained: no journal, and the IPs are the primary plugin's.
+      if (this.chainingMode) return;
       for (const p of this.o.journal.list()) {
         if (keep.has(`${p.containerId}/${p.ifname}`)) continue;
         try {
@@ -845,6 +952,7 @@ export class CniServer {
     if (health === 'datapath-down') {
       throw new CniError('LIMITED_CONNECTIVITY', 'ovs-vswitchd is not reachable: existing Pods may lose connectivity');
     }
+    if (this.chainingMode) return; // no IPAM of ours
     // The spec asks plugins to forward STATUS to their IPAM.
     try {
       await this.o.ipam.status(this.ipamRequest(r, this.ctx));
@@ -992,9 +1100,12 @@ export class CniServer {
       const inUse = new Set(this.o.store.list().flatMap((i) => i.ips.map(canonicalIp)));
       for (const ip of opts.inUseIps ?? []) inUse.add(canonicalIp(ip));
       let leaked: Reservation[] = [];
+      // Chained: the reservations are the primary plugin's, never ours to release.
       try {
-        leaked = this.o.ipam.reservations().filter((res) => !inUse.has(res.ip));
-        this.o.ipam.release(leaked);
+        if (!this.chainingMode) {
+          leaked = this.o.ipam.reservations().filter((res) => !inUse.has(res.ip));
+          this.o.ipam.release(leaked);
+        }
       } catch (err) {
         errors.push(`IPAM GC: ${errorMessage(err)}`);
       }

@@ -82,7 +82,7 @@ export function rulesOf(policy: NetworkPolicy): CacheRule[] {
   return [...out.values()];
 }
 
-type GroupKind = 'addressgroups' | 'appliedtogroups';
+export type GroupKind = 'addressgroups' | 'appliedtogroups';
 
 export class RuleCache {
   private readonly policies = new Map<string, NetworkPolicy>();
@@ -115,6 +115,16 @@ export class RuleCache {
   }
   ruleIdsOfPolicy(name: string): string[] {
     return [...(this.rulesByPolicy.get(name) ?? [])];
+  }
+  /** Every policy held, as received (sorted by name). */
+  policyList(): NetworkPolicy[] {
+    return [...this.policies.values()].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+  }
+  /** Every group of a kind with its current members (sorted by name); empty when none arrived. */
+  groupList(kind: GroupKind): { name: string; members: GroupMember[] }[] {
+    return [...this.groups[kind]]
+      .map(([name, m]) => ({ name, members: [...m.values()] }))
+      .sort((a, b) => a.name.localeCompare(b.name));
   }
 
   // ---- policies --------------------------------------------------------------------------------

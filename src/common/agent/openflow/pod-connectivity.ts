@@ -46,6 +46,13 @@ export interface PodConnectivityConfig {
   readonly tunnel?: { readonly ofport: number };
   /** The Node's Pod CIDRs. */
   readonly podCIDRs: readonly string[];
+  /**
+   * networkPolicyOnly (CNI chaining): IPAM and routing belong to the primary plugin, so Pods are
+   * forwarded by IP: a static ARP responder answers every ARP request with the virtual MAC, each
+   * local Pod gets an L3 flow by its IP, and everything else goes to the gateway for the host to
+   * route; no flow for the local Pod CIDR.
+   */
+  readonly networkPolicyOnly?: boolean;
 }
 
 /** A remote Node as the pipeline sees it (facts §1.8). */
@@ -201,16 +208,20 @@ export class PodConnectivityFeature implements Feature {
         .loadRegMark(ToGatewayRegMark)
         .gotoTable(table(T.L3DecTTL)),
     );
-    for (const cidr of cidr4) {
-      out.push(
-        table(T.L3Forwarding)
-          .flow(PRIORITY.normal)
-          .cookie(c)
-          .matchProtocol('ip')
-          .matchRegMark(NotRewriteMACRegMark)
-          .matchDstIP(cidr)
-          .gotoStage('switching'),
-      );
+    if (this.cfg.networkPolicyOnly === true) {
+      out.push(...this.policyOnlyFlows(p));
+    } else {
+      for (const cidr of cidr4) {
+        out.push(
+          table(T.L3Forwarding)
+            .flow(PRIORITY.normal)
+            .cookie(c)
+            .matchProtocol('ip')
+            .matchRegMark(NotRewriteMACRegMark)
+            .matchDstIP(cidr)
+            .gotoStage('switching'),
+        );
+      }
     }
     // L3DecTTL: packets from the gateway keep their TTL (the host routed them already).
     out.push(
@@ -265,6 +276,41 @@ export class PodConnectivityFeature implements Feature {
         .done(),
     );
     return out;
+  }
+
+  /**
+   * networkPolicyOnly's Node-wide flows (Antrea's arpResponderStaticFlow and l3FwdFlowRouteToGW):
+   * every ARP request is answered with the virtual MAC (target and sender addresses swapped through
+   * reg2), and IP traffic no Pod flow claims goes to the gateway.
+   */
+  private policyOnlyFlows(p: RealizedPipeline): Flow[] {
+    const c = this.cookie;
+    return [
+      p
+        .table(T.ARPResponder)
+        .flow(PRIORITY.normal)
+        .cookie(c)
+        .matchProtocol('arp')
+        .matchARPOp(1)
+        .moveField('eth_src', 'eth_dst')
+        .setSrcMAC(GLOBAL_VIRTUAL_MAC)
+        .setARPOp(2)
+        .moveField('arp_sha', 'arp_tha')
+        .setARPSha(GLOBAL_VIRTUAL_MAC)
+        .moveField('arp_tpa', 'reg2')
+        .moveField('arp_spa', 'arp_tpa')
+        .moveField('reg2', 'arp_spa')
+        .outputInPort()
+        .done(),
+      p
+        .table(T.L3Forwarding)
+        .flow(PRIORITY.low)
+        .cookie(c)
+        .matchProtocol('ip')
+        .setDstMAC(this.cfg.gateway.mac)
+        .loadRegMark(ToGatewayRegMark)
+        .gotoTable(p.table(T.L3DecTTL)),
+    ];
   }
 
   /**
@@ -371,6 +417,20 @@ export class PodConnectivityFeature implements Feature {
           .setDstMAC(mac)
           .gotoTable(p.table(T.L3DecTTL)),
       );
+      // networkPolicyOnly: traffic to the Pod is routed by its IP whatever its MAC (the Pod and the
+      // host address it with the virtual MAC the static ARP responder gives).
+      if (this.cfg.networkPolicyOnly === true) {
+        out.push(
+          p
+            .table(T.L3Forwarding)
+            .flow(PRIORITY.normal)
+            .cookie(c)
+            .matchProtocol('ip')
+            .matchDstIP(ip)
+            .setDstMAC(mac)
+            .gotoTable(p.table(T.L3DecTTL)),
+        );
+      }
     }
     return out;
   }

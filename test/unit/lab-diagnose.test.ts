@@ -24,12 +24,13 @@ const AFTER = [
   ' cookie=0x3, duration=0.5s, table=32, n_packets=2, n_bytes=120, priority=100 actions=goto_table:33',
 ].join('\n');
 
-t.test('flowsHit: counters that grew, new flows with packets; durations and ages ignored', async (t) => {
+t.test('flowsHit: counters that grew, new flows with packets; durations and ages ignored', (t) => {
   t.same(flowsHit(BEFORE, AFTER), [
     '+3 cookie=0x2, table=31, priority=200,ip,reg1=0x8020 actions=drop',
     '+2 cookie=0x3, table=32, priority=100 actions=goto_table:33',
   ]);
   t.same(flowsHit(AFTER, AFTER), [], 'nothing moved');
+  t.end();
 });
 
 t.test('diagnoseWrongPairs: probes each pair, dumps per Node, survives a missing ovs-vswitchd', async (t) => {

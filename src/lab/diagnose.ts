@@ -3,8 +3,9 @@
  * clean-up changes it): per Node the OpenFlow tables with their counters before and after the
  * wrong pairs are probed again (the flows whose counters moved are the ones those packets hit),
  * the datapath's flows and the conntrack entries; per pair the result of each new probe. The full
- * dumps go into files under `dir` (one set per Node); the summary names the flows hit and the
- * conntrack entries of the pairs' addresses.
+ * dumps go into files under `dir` (one set per Node); the summary names the flows hit, the
+ * conntrack entries of the pairs' addresses, and each datapath flow of a pair beside what
+ * `ofproto/trace` makes of it now. Last, it purges the datapath flows and probes once more.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -95,6 +96,28 @@ export async function diagnoseWrongPairs(o: DiagnoseOptions): Promise<string[]> 
   }
   const after = await Promise.all(o.nodes.map((n) => dumpFlows(o, n)));
   const datapath = await Promise.all(o.nodes.map((n) => attempt(() => unixctl(n.vswitchdSocket, 'dpctl/dump-flows'))));
+  // Each datapath flow of a pair next to what the OpenFlow tables make of it now: a difference is
+  // a datapath flow that revalidation left stale.
+  const traces = await Promise.all(
+    o.nodes.map(async (n, i) => {
+      const flows = (datapath[i] ?? '')
+        .split('\n')
+        .filter((l) => o.pairs.some((p) => l.includes(`src=${p.fromIp},dst=${p.toIp},`)))
+        .slice(0, 4);
+      const out: { flow: string; installed: string; now: string; text: string }[] = [];
+      for (const l of flows) {
+        const flow = l.replace(/, packets:.*$/, '').trim();
+        const text = await attempt(() => unixctl(n.vswitchdSocket, 'ofproto/trace', [flow]));
+        out.push({
+          flow,
+          installed: /actions:(.*)$/.exec(l)?.[1] ?? '?',
+          now: /Datapath actions: (.*)$/m.exec(text)?.[1] ?? '?',
+          text,
+        });
+      }
+      return out;
+    }),
+  );
   o.nodes.forEach((n, i) => {
     const hit = flowsHit(before[i] ?? '', after[i] ?? '');
     const ct = (conntrack[i] ?? '').split('\n').filter((l) => ips.some((ip) => l.includes(`=${ip},`)));
@@ -105,7 +128,14 @@ export async function diagnoseWrongPairs(o: DiagnoseOptions): Promise<string[]> 
     lines.push(`${n.name}: ${hit.length} flow(s) hit while probing again, ${ct.length} conntrack entries of the pairs`);
     for (const h of hit) lines.push(`  hit ${h}`);
     for (const l of ct) lines.push(`  ct ${l.trim()}`);
+    (traces[i] ?? []).forEach((tr, k) => {
+      writeFileSync(join(o.dir, `${n.name}-trace-${k + 1}.txt`), `${tr.flow}\n\n${tr.text}`);
+      lines.push(`  datapath flow ${k + 1}: installed actions ${tr.installed}; the tables now give ${tr.now}`);
+    });
   });
+  // Last, as it changes the state: do the pairs work once the datapath flows are re-made?
+  await Promise.all(o.nodes.map((n) => attempt(() => unixctl(n.vswitchdSocket, 'revalidator/purge'))));
+  for (const p of o.pairs) lines.push(`${p.from} → ${p.to} after revalidator/purge: ${await o.reprobe(p, 0)}`);
   lines.push(`dumps in ${o.dir}`);
   writeFileSync(join(o.dir, 'summary.txt'), `${lines.join('\n')}\n`);
   return lines;

@@ -55,7 +55,7 @@ t.test('diagnoseWrongPairs: probes each pair, dumps per Node, survives a missing
       return Promise.resolve(i === 0 ? 'timeout' : 'connected');
     },
   });
-  t.same(probes, ['y/a>x/c#0', 'y/a>x/c#1', 'y/a>x/c#2'], 'three probes of the pair, in order');
+  t.same(probes, ['y/a>x/c#0', 'y/a>x/c#1', 'y/a>x/c#2', 'y/a>x/c#0'], 'three probes of the pair, one after the purge');
   t.same(calls, [
     'ovs-ofctl -O OpenFlow15 dump-flows unix:/nonexistent/br-int.mgmt',
     'ovs-ofctl -O OpenFlow15 dump-flows unix:/nonexistent/br-int.mgmt',
@@ -63,6 +63,7 @@ t.test('diagnoseWrongPairs: probes each pair, dumps per Node, survives a missing
   t.equal(lines[0], 'y/a → x/c again: timeout; connected; connected');
   t.match(lines[1], /^node-1: 2 flow\(s\) hit while probing again, 0 conntrack entries of the pairs$/);
   t.ok(lines.includes('  hit +3 cookie=0x2, table=31, priority=200,ip,reg1=0x8020 actions=drop'));
+  t.equal(lines.at(-2), 'y/a → x/c after revalidator/purge: timeout');
   t.equal(lines.at(-1), `dumps in ${dir}`);
   t.match(readFileSync(join(dir, 'node-1-conntrack.txt'), 'utf8'), /^\(failed: /, 'the unreachable daemon is recorded');
   t.equal(readFileSync(join(dir, 'node-1-flows-after.txt'), 'utf8'), AFTER);

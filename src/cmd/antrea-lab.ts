@@ -51,6 +51,8 @@ const USAGE = `usage: antrea-lab COMMAND [options]
                 --filter TEXT      only cases whose id, name or file contains TEXT
                 --retry-seconds N  retry window of a wrong pair (default 10, as upstream)
                 --verbose          print expected and actual matrices of wrong probes
+                --diagnose-dir DIR when a probe stays wrong, record why (flows hit, conntrack,
+                                   datapath flows per Node) under DIR before the case cleans up
               Uses the running lab, or brings one up (--nodes, default 2) and removes it after.
   component   kill, stop, start or restart a component of the running lab (fault injection):
                 antrea-lab component ACTION COMPONENT [--node NODE]
@@ -339,8 +341,10 @@ async function conformance(args: string[]): Promise<number> {
     'retry-seconds': { type: 'string' },
     nodes: { type: 'string' },
     verbose: { type: 'boolean' },
+    'diagnose-dir': { type: 'string' },
   });
   const dir = str(values['cases']);
+  const diagnoseDir = str(values['diagnose-dir']);
   if (dir === undefined) throw new UsageError('conformance: --cases DIR is required');
   const retrySeconds = Number(str(values['retry-seconds']) ?? '10');
   if (!Number.isFinite(retrySeconds) || retrySeconds < 0)
@@ -386,6 +390,8 @@ async function conformance(args: string[]): Promise<number> {
           client,
           paths,
           retrySeconds,
+          say,
+          ...(diagnoseDir === undefined ? {} : { diagnose: { dir: resolve(diagnoseDir), runner } }),
           onCase: (o) => {
             say(formatOutcome(o));
             if (verbose) for (const d of o.diffs) say(d.replace(/^/gm, '    '));

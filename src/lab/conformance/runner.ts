@@ -9,8 +9,10 @@
  * the labels restored.
  */
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { type Clock, formatDuration, systemClock } from '../../common/util/clock.ts';
 import { errorMessage } from '../../common/util/errors.ts';
+import type { CommandRunner } from '../../common/util/exec.ts';
 import type { KubeObject } from '../../common/k8s/objects.ts';
 import { probePods } from '../control.ts';
 import type { KubeClient, ResourceRef } from '../kube-client.ts';
@@ -25,7 +27,8 @@ import {
 } from '../model.ts';
 import type { ProbeResult } from '../pod-server.ts';
 import { probeMatrix, type ProbePod } from '../probe.ts';
-import type { LabPaths } from '../state.ts';
+import { diagnoseWrongPairs } from '../diagnose.ts';
+import { readState, type LabPaths } from '../state.ts';
 import {
   type CaseObject,
   type CaseProbe,
@@ -65,6 +68,11 @@ export interface ConformanceOptions {
    * Absent: the retry rule alone absorbs programming delays, as upstream does.
    */
   readonly waitProgrammed?: () => Promise<void>;
+  /**
+   * When a probe stays wrong, record why before the case's clean-up (../diagnose.ts): dumps under
+   * `dir/<case>-step<N>-<proto>-<port>/`, a summary through `say`.
+   */
+  readonly diagnose?: { readonly dir: string; readonly runner: CommandRunner };
 }
 
 const KIND_RESOURCES: Readonly<Record<string, { resource: string; namespaced: boolean }>> = {
@@ -185,6 +193,7 @@ export class ConformanceRunner {
           const v = await this.judge(c.model, pods, p);
           judged += v.judged;
           if (v.wrong.length > 0) {
+            await this.diagnose(`${c.id}-step${i + 1}-${p.protocol}-${p.port}`, pods, p, v);
             const exp = expectedMatrix(p);
             const sample = v.wrong
               .slice(0, 4)
@@ -304,6 +313,45 @@ export class ConformanceRunner {
         };
       }),
     };
+  }
+
+  /** Records why the wrong pairs of a probe are wrong (the first three), if asked to. */
+  private async diagnose(name: string, pods: readonly ProbePod[], p: CaseProbe, v: ProbeVerdict): Promise<void> {
+    const d = this.o.diagnose;
+    if (d === undefined) return;
+    const byKey = new Map(pods.map((x) => [x.key, x]));
+    const nodes = (readState(this.o.paths)?.nodes ?? []).map((n) => ({
+      name: n.name,
+      bridgeMgmtSocket: join(this.o.paths.ovsRunDir(n.name), 'br-int.mgmt'),
+      vswitchdSocket: join(this.o.paths.ovsRunDir(n.name), 'ovs-vswitchd.ctl'),
+    }));
+    const pairs = v.wrong.slice(0, 3).map((w) => ({
+      from: w.from,
+      to: w.to,
+      fromIp: byKey.get(w.from)?.ip ?? '',
+      toIp: byKey.get(w.to)?.ip ?? '',
+    }));
+    try {
+      const lines = await diagnoseWrongPairs({
+        runner: d.runner,
+        nodes,
+        pairs,
+        dir: join(d.dir, name),
+        reprobe: async (pair) => {
+          const m = await probeMatrix(pods, p.port, p.protocol, {
+            timeoutMs: this.o.probeTimeoutMs ?? 1000,
+            pairs: (f, t) => f === pair.from && t === pair.to,
+          });
+          const r = m.cells.get(pair.from)?.get(pair.to);
+          return r === undefined
+            ? 'no result'
+            : `${r.outcome}${r.error === undefined ? '' : ` (${r.error})`} ${r.ms} ms`;
+        },
+      });
+      for (const l of lines) this.o.say?.(`    ${l}`);
+    } catch (err) {
+      this.o.say?.(`    diagnosis failed: ${errorMessage(err)}`);
+    }
   }
 
   private async cleanup(model: ModelKind, applied: Map<string, ResourceRef>): Promise<void> {

@@ -18,7 +18,7 @@ import { integrationSkipReason, tempOvs } from '../helpers/env.ts';
 import { addBridge, dumpFlowLines, dumpGroupLines, dumpMeterTexts, ofctl } from '../helpers/ovs-bridge.ts';
 import { SAMPLE_FLOW_TEXTS, sampleFeature } from '../helpers/sample-pipeline.ts';
 import { until } from '../helpers/wait.ts';
-import { configureUserspaceConntrack } from '../../src/common/agent/userspace-conntrack.ts';
+import { configureUserspaceConntrack } from '../../src/common/agent/userspace-datapath.ts';
 import { unixctl, vswitchdControlSocket } from '../../src/common/ovs/unixctl.ts';
 import { nullLogger } from '../../src/common/util/log.ts';
 import { join } from 'node:path';

@@ -14,11 +14,11 @@ import { OpenFlowClient } from '../../src/common/ovs/openflow/client.ts';
 import { isOpenFlowError } from '../../src/common/ovs/openflow/errors.ts';
 import type { Flow } from '../../src/common/ovs/openflow/flow.ts';
 import type { OvsDaemons } from '../../src/platform/linux/ovs-daemons.ts';
-import { integrationSkipReason, tempOvs } from '../helpers/env.ts';
-import { addBridge, dumpFlowLines, dumpGroupLines, dumpMeterTexts, ofctl } from '../helpers/ovs-bridge.ts';
+import { integrationSkipReason, runner, tempNetns, tempOvs, uniqueName } from '../helpers/env.ts';
+import { addBridge, dumpFlowLines, dumpGroupLines, dumpMeterTexts, ofctl, vsctl } from '../helpers/ovs-bridge.ts';
 import { SAMPLE_FLOW_TEXTS, sampleFeature } from '../helpers/sample-pipeline.ts';
 import { until } from '../helpers/wait.ts';
-import { configureUserspaceConntrack } from '../../src/common/agent/userspace-conntrack.ts';
+import { configureUserspaceConntrack, purgeDatapathFlows } from '../../src/common/agent/userspace-datapath.ts';
 import { unixctl, vswitchdControlSocket } from '../../src/common/ovs/unixctl.ts';
 import { nullLogger } from '../../src/common/util/log.ts';
 import { join } from 'node:path';
@@ -47,6 +47,7 @@ async function startAgent(
   endpoint: string,
   round: number,
   onSwitchConnected?: () => Promise<void>,
+  afterChange?: () => Promise<void>,
 ): Promise<Pick<Setup, 'client' | 'bridge' | 'pipeline' | 'cookies'>> {
   const cookies = new CookieAllocator(round);
   const pipeline = new RealizedPipeline([sampleFeature(cookies)]);
@@ -57,6 +58,7 @@ async function startAgent(
     cookies,
     opTimeoutMs: 20_000,
     ...(onSwitchConnected === undefined ? {} : { onSwitchConnected }),
+    ...(afterChange === undefined ? {} : { afterChange }),
   });
   const ac = new AbortController();
   const running = client.run(ac.signal);
@@ -205,6 +207,63 @@ t.test('userspace conntrack settings are applied on connecting and again after o
   await until('the replay', () => bridge.replayCount >= 1);
   t.equal(await seqCheck(), 'TCP sequence checking: disabled', 'and again after ovs-vswitchd restarted');
   t.equal(calls, 2, 'once per connection');
+});
+
+t.test('after every change the userspace datapath holds no flow translated from the previous tables', async (t) => {
+  const ovs = await tempOvs(t);
+  const endpoint = await addBridge(ovs, 'br-pg');
+  const ovsNs = ovs.netns ?? '';
+  // A sender on a port of the bridge: whatever it sends is translated into a datapath flow.
+  const peer = await tempNetns(t);
+  const [a, b] = [uniqueName('pga'), uniqueName('pgb')];
+  const ip = (...args: string[]): Promise<unknown> => runner.run('ip', args, { timeoutMs: 20_000 });
+  await ip('-n', ovsNs, 'link', 'add', a, 'type', 'veth', 'peer', 'name', b, 'netns', peer);
+  await ip('-n', ovsNs, 'link', 'set', a, 'up');
+  await ip('-n', peer, 'addr', 'add', '10.99.0.1/24', 'dev', b);
+  await ip('-n', peer, 'link', 'set', b, 'up');
+  await vsctl(ovs, 'add-port', 'br-pg', a);
+  let purges = 0;
+  const { bridge } = await startAgent(t, endpoint, 1, undefined, async () => {
+    purges++;
+    await purgeDatapathFlows(ovs.runDir);
+  });
+  t.ok(purges >= 1, 'purged after the initial installation');
+  const datapathFlows = async (): Promise<string[]> =>
+    (await unixctl(vswitchdControlSocket(ovs.runDir), 'dpctl/dump-flows'))
+      .split('\n')
+      .filter((l) => l.startsWith('recirc_id'));
+  const send = (): Promise<unknown> =>
+    // One datagram to a neighbour that does not exist: the kernel broadcasts ARP requests for it.
+    runner.run(
+      'ip',
+      [
+        'netns',
+        'exec',
+        peer,
+        process.execPath,
+        '-e',
+        "const s = require('node:dgram').createSocket('udp4'); s.send('x', 9, '10.99.0.2', () => setTimeout(() => s.close(), 300));",
+      ],
+      { timeoutMs: 20_000 },
+    );
+  await until('a datapath flow for the sender', async () => {
+    await send();
+    return (await datapathFlows()).length > 0;
+  });
+  const before = purges;
+  await bridge.addFlows('pg', [
+    bridge.pipeline
+      .table(T.Classifier)
+      .flow(PRIORITY.low)
+      .cookie(bridge.cookies.request('PodConnectivity'))
+      .matchInPort(77)
+      .loadRegMark(FromPodRegMark)
+      .gotoStage('validation'),
+  ]);
+  t.equal(purges, before + 1, 'one purge for the change, done before it resolved');
+  t.same(await datapathFlows(), [], 'no datapath flow outlived the change');
+  await bridge.addFlows('pg', []);
+  t.equal(purges, before + 1, 'a change that changes nothing purges nothing');
 });
 
 t.test('a failing datapath setting is logged and does not stop the pipeline', async (t) => {

@@ -13,7 +13,7 @@ import { ANTREA_TS_VERSION } from '../version.ts';
 import { AgentQuerier } from './apiserver/querier.ts';
 import { AgentApiServer } from './apiserver/server.ts';
 import { ovsSocketEndpoint, type PlatformStrategy } from '../host/platform.ts';
-import { configureUserspaceConntrack } from './userspace-conntrack.ts';
+import { configureUserspaceConntrack, purgeDatapathFlows } from './userspace-datapath.ts';
 import { OvsdbBridge } from '../ovs/ovsdb/bridge.ts';
 import { OvsdbClient } from '../ovs/ovsdb/client.ts';
 import { type Clock, systemClock } from '../util/clock.ts';
@@ -284,7 +284,10 @@ export class Agent implements Runnable {
         logger: this.logger,
         clock,
         ...(config.ovsDatapathType === 'netdev'
-          ? { onSwitchConnected: () => configureUserspaceConntrack(config.ovsRunDir, this.logger) }
+          ? {
+              onSwitchConnected: () => configureUserspaceConntrack(config.ovsRunDir, this.logger),
+              afterChange: () => purgeDatapathFlows(config.ovsRunDir),
+            }
           : {}),
       });
       tasks.push(ofClient.run(inner.signal));

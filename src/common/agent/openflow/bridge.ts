@@ -46,6 +46,13 @@ export interface BridgeClientOptions {
    * the datapath that do not survive an ovs-vswitchd restart. A failure is logged; the sync goes on.
    */
   readonly onSwitchConnected?: () => Promise<void>;
+  /**
+   * Called after every committed change and every synchronization, before the operation resolves
+   * (so a caller that awaited a change knows it is done): for the userspace datapath, purging the
+   * datapath flows translated from the previous tables (see ../userspace-datapath.ts). A failure is
+   * logged; the change stands.
+   */
+  readonly afterChange?: () => Promise<void>;
 }
 
 /** The cache key of the framework's and features' initial flows. */
@@ -63,6 +70,7 @@ export class BridgeClient {
   private initialized = false;
   private replays = 0;
   private readonly onSwitchConnected: (() => Promise<void>) | undefined;
+  private readonly afterChange: (() => Promise<void>) | undefined;
 
   constructor(opts: BridgeClientOptions) {
     this.client = opts.client;
@@ -72,6 +80,7 @@ export class BridgeClient {
     this.opTimeoutMs = opts.opTimeoutMs ?? 30_000;
     this.clock = opts.clock ?? systemClock;
     this.onSwitchConnected = opts.onSwitchConnected;
+    this.afterChange = opts.afterChange;
     this.client.onConnect((conn) => this.onConnect(conn));
   }
 
@@ -137,6 +146,7 @@ export class BridgeClient {
       await applyBundle(conn, plan.ops);
       if (plan.after.length > 0) await apply(conn, plan.after);
       plan.commit();
+      await this.changed();
     });
   }
 
@@ -151,6 +161,7 @@ export class BridgeClient {
       await applyBundle(conn, [
         op.deleteFlows({ cookie: BigInt(previousRound) << 48n, cookieMask: 0xffff_0000_0000_0000n }),
       ]);
+      await this.changed();
     });
   }
 
@@ -198,6 +209,15 @@ export class BridgeClient {
     return run;
   }
 
+  private async changed(): Promise<void> {
+    if (this.afterChange === undefined) return;
+    try {
+      await this.afterChange();
+    } catch (err) {
+      this.logger.warn('datapath clean-up after a flow change failed', { error: errorMessage(err) });
+    }
+  }
+
   private async connection(): Promise<OpenFlowConnection> {
     const signal = AbortSignal.timeout(this.opTimeoutMs);
     try {
@@ -237,10 +257,12 @@ export class BridgeClient {
         .commit();
       this.initialized = true;
       await this.sync(conn);
+      await this.changed();
       this.logger.info('pipeline installed', { tables: this.pipeline.tables.length, flows: init.flows.length });
       return;
     }
     await this.sync(conn);
+    await this.changed();
     this.replays++;
   }
 

@@ -16,9 +16,13 @@
  * Needs root (network namespaces and OVS daemons).
  */
 import { join } from 'node:path';
+import type { Test } from 'tap';
 import { AgentNode, Cleanup, type PodRef } from '../helpers/agent-node.ts';
-import { createHelperRunner } from '../../src/common/util/exec.ts';
-import { netns } from '../helpers/env.ts';
+import { createHelperRunner, type CommandRunner } from '../../src/common/util/exec.ts';
+import { OvsdbBridge } from '../../src/common/ovs/ovsdb/bridge.ts';
+import { OvsdbClient } from '../../src/common/ovs/ovsdb/client.ts';
+import type { OvsDaemons } from '../../src/platform/linux/ovs-daemons.ts';
+import { netns, tempOvs } from '../helpers/env.ts';
 import { emit, percentile, round } from './lib.ts';
 
 interface Options {
@@ -62,6 +66,75 @@ function baselineAdd(nodeNs: string, podNs: string, host: string, ip: string): s
   ].join(' && ');
 }
 
+/** ovs-vswitchd's count of full bridge reconfigurations (every OVSDB change and every link event in its namespace makes one). */
+async function reconfigures(runner: CommandRunner, ovs: OvsDaemons): Promise<number> {
+  const r = await runner.run('ovs-appctl', [
+    '-t',
+    ovs.ctlSocketPath('ovs-vswitchd'),
+    'coverage/read-counter',
+    'bridge_reconfigure',
+  ]);
+  return Number(r.stdout.trim());
+}
+
+/** ovs-vswitchd's event counters (coverage/show totals), by name. */
+async function coverage(runner: CommandRunner, ovs: OvsDaemons): Promise<Map<string, number>> {
+  const r = await runner.run('ovs-appctl', ['-t', ovs.ctlSocketPath('ovs-vswitchd'), 'coverage/show']);
+  const out = new Map<string, number>();
+  for (const m of r.stdout.matchAll(/^(\S+)\s+.*total: (\d+)$/gm)) out.set(m[1] ?? '', Number(m[2]));
+  return out;
+}
+
+/** The counters that grew most between two snapshots, per operation. */
+function topCounters(a: Map<string, number>, b: Map<string, number>, per: number, n = 10): Record<string, number> {
+  return Object.fromEntries(
+    [...b]
+      .map(([k, v]) => [k, (v - (a.get(k) ?? 0)) / per] as const)
+      .filter(([, v]) => v > 0)
+      .sort((x, y) => y[1] - x[1])
+      .slice(0, n)
+      .map(([k, v]) => [k, round(v, 1)]),
+  );
+}
+
+/**
+ * OVS's own cost, without the agent: on a fresh netdev bridge in its own namespace and daemons,
+ * `n` veths attached one by one by an OVSDB client in this process (insert the port, wait for its
+ * ofport), each veth made up front with `ip`. What grows here with the port count is ovs-vswitchd's.
+ */
+async function bareOvs(
+  cleanup: Cleanup,
+  runner: CommandRunner,
+  n: number,
+): Promise<{ addPort: number[]; reconfiguresPerPort: number; counters: Record<string, number> }> {
+  const ovs = await tempOvs(cleanup as unknown as Test);
+  const ns = ovs.netns ?? '';
+  const client = await OvsdbClient.connect({ endpoint: ovs.dbEndpoint, timeoutMs: 10_000 });
+  cleanup.teardown(() => client.close());
+  const bridge = new OvsdbBridge(client, 'br-bare');
+  await bridge.create({ datapathType: 'netdev', failMode: 'secure' });
+  const addPort: number[] = [];
+  let before = 0;
+  let covBefore = new Map<string, number>();
+  for (let i = 0; i < n + 3; i++) {
+    const name = `bare${i}`;
+    await runner.run('ip', ['-n', ns, 'link', 'add', name, 'up', 'type', 'veth', 'peer', 'name', `bp${i}`]);
+    await runner.run('ip', ['-n', ns, 'link', 'set', `bp${i}`, 'up']);
+    if (i === 3) {
+      before = await reconfigures(runner, ovs);
+      covBefore = await coverage(runner, ovs);
+    }
+    const ms = await timeIt(async () => {
+      await bridge.createPort({ name, type: 'system' });
+      await bridge.waitForOFPort(name);
+    });
+    if (i >= 3) addPort.push(ms); // the first 3 warm up
+  }
+  const after = await reconfigures(runner, ovs);
+  const counters = topCounters(covBefore, await coverage(runner, ovs), n);
+  return { addPort, reconfiguresPerPort: round((after - before) / n, 2), counters };
+}
+
 export async function run(args: string[]): Promise<void> {
   const opts = parseArgs(args);
   if (process.getuid?.() !== 0) throw new Error('the cni benchmark needs root');
@@ -99,6 +172,8 @@ export async function run(args: string[]): Promise<void> {
 
     const add: number[] = [];
     const addBase: number[] = [];
+    const reconfBefore = await reconfigures(runner, node.ovs);
+    const covBefore = await coverage(runner, node.ovs);
     const del: number[] = [];
     const delBase: number[] = [];
     const ms = (r: { exitCode: number; stdout: string; ms: number }): number => {
@@ -116,6 +191,13 @@ export async function run(args: string[]): Promise<void> {
       if (i % 2 === 0) await ours().then(base);
       else await base().then(ours);
     }
+    const reconfPerAdd = round(((await reconfigures(runner, node.ovs)) - reconfBefore) / opts.pods, 2);
+    const covPerAdd = topCounters(covBefore, await coverage(runner, node.ovs), opts.pods);
+    const dpFlows = (
+      await runner.run('ovs-appctl', ['-t', node.ovs.ctlSocketPath('ovs-vswitchd'), 'dpctl/dump-flows'])
+    ).stdout
+      .split('\n')
+      .filter((l) => l.trim() !== '').length;
     for (let i = 0; i < opts.pods; i++) {
       const ours = async (): Promise<void> => void del.push(ms(await node.cni('DEL', pods[i], { runner })));
       const base = async (): Promise<void> =>
@@ -131,12 +213,35 @@ export async function run(args: string[]): Promise<void> {
     for (const line of node.log().split('\n')) {
       if (!line.includes('"Pod network configured"')) continue;
       const rec = JSON.parse(line) as Record<string, unknown>;
-      for (const k of ['prepareMs', 'ipamMs', 'interfaceMs', 'portMs', 'ofportMs', 'flowsMs', 'commitMs']) {
+      for (const k of [
+        'prepareMs',
+        'ipamMs',
+        'interfaceMs',
+        'portMs',
+        'ofportMs',
+        'flowsMs',
+        'flowsWaitMs',
+        'commitMs',
+      ]) {
         if (typeof rec[k] === 'number') (steps[k] ??= []).push(rec[k]);
       }
     }
     const stepP50 = Object.fromEntries(
       Object.entries(steps).map(([k, v]) => [k.replace(/Ms$/, '_p50_ms'), round(percentile(v.slice(-opts.pods), 50))]),
+    );
+    const delSteps: Record<string, number[]> = {};
+    for (const line of node.log().split('\n')) {
+      if (!line.includes('"Pod network removed"')) continue;
+      const rec = JSON.parse(line) as Record<string, unknown>;
+      for (const k of ['interfaceMs', 'ipamMs']) {
+        if (typeof rec[k] === 'number') (delSteps[k] ??= []).push(rec[k]);
+      }
+    }
+    const delStepP50 = Object.fromEntries(
+      Object.entries(delSteps).map(([k, v]) => [
+        k.replace(/Ms$/, '_p50_ms'),
+        round(percentile(v.slice(-opts.pods), 50)),
+      ]),
     );
     const a = stats(add);
     const ab = stats(addBase);
@@ -150,6 +255,9 @@ export async function run(args: string[]): Promise<void> {
       last10_p50_ms: round(percentile(add.slice(-10), 50)),
       agent_p50_ms: round(percentile(agentAdd, 50)),
       agent_steps: stepP50,
+      ovs_reconfigures_per_add: reconfPerAdd,
+      ovs_top_counters_per_add: covPerAdd,
+      datapath_flows_after_adds: dpFlows,
       baseline: { what: 'ip: veth into the netns, address, up', ...ab },
       ratio: round(ab.p50_ms / a.p50_ms, 3),
       goal: 'ratio >= 0.333 (ADD p50 within 3x of the baseline)',
@@ -162,6 +270,15 @@ export async function run(args: string[]): Promise<void> {
       case: 'del',
       pods: opts.pods,
       ...d,
+      agent_p50_ms: round(
+        percentile(
+          [...node.log().matchAll(/"msg":"done".*"method":"CmdDel".*"ms":(\d+)/g)]
+            .map((m) => Number(m[1]))
+            .slice(-opts.pods),
+          50,
+        ),
+      ),
+      agent_steps: delStepP50,
       baseline: { what: 'ip: delete the veth', ...db },
       ratio: round(db.p50_ms / d.p50_ms, 3),
     });
@@ -185,6 +302,23 @@ export async function run(args: string[]): Promise<void> {
       baseline: { what: 'node -e 0 (bare Node start)', ...stats(bare) },
       ratio: round(percentile(bare, 50) / s.p50_ms, 3),
       grpcjs_load: { what: 'node importing @grpc/grpc-js, no call', ...stats(grpcjs) },
+    });
+
+    // OVS alone: the floor under the agent's port step, and how it grows with the port count.
+    const bareRun = await bareOvs(cleanup, runner, opts.pods);
+    const o = stats(bareRun.addPort);
+    emit({
+      bench: 'cni',
+      case: 'ovs-add-port',
+      what: 'bare OVS, no agent: insert a veth port on a netdev bridge and wait for its ofport (OVSDB client)',
+      ports: opts.pods,
+      ...o,
+      first10_p50_ms: round(percentile(bareRun.addPort.slice(0, 10), 50)),
+      last10_p50_ms: round(percentile(bareRun.addPort.slice(-10), 50)),
+      reconfigures_per_port: bareRun.reconfiguresPerPort,
+      ovs_top_counters_per_port: bareRun.counters,
+      baseline: { what: 'ip: veth into the netns, address, up (the add case baseline)', ...ab },
+      ratio: round(ab.p50_ms / o.p50_ms, 3),
     });
   } finally {
     await cleanup.run();

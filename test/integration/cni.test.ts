@@ -7,12 +7,14 @@
  * 20 Pods are added (in parallel batches), ping each other and the gateway through the agent's
  * flows, pass CHECK, and are deleted leaving no veth, port, flow or IP; repeated DEL succeeds; ADD
  * with bad configuration or a missing netns returns the right code and leaves nothing; GC keeps
- * only the valid attachments; every supported CNI version works.
+ * only the valid attachments; every supported CNI version works. Pods get the ofports the agent
+ * requested, and a restarted agent skips numbers taken meanwhile.
  */
 import t, { type Test } from 'tap';
 import { SUPPORTED_CNI_VERSIONS } from '../../src/common/apis/cni/spec.ts';
 import { AgentNode, type PodRef } from '../helpers/agent-node.ts';
-import { integrationSkipReason, uniqueName } from '../helpers/env.ts';
+import { POD_OFPORT_MIN } from '../../src/common/agent/cniserver/ofport-allocator.ts';
+import { integrationSkipReason, runner, uniqueName } from '../helpers/env.ts';
 
 const skip = integrationSkipReason();
 if (skip !== undefined) t.plan(0, skip);
@@ -228,5 +230,50 @@ t.test('every supported CNI version: ADD, CHECK, DEL', async (t) => {
     t.equal((await node.cni('DEL', p, { version, config: { prevResult: p.result } })).exitCode, 0, `${version}: DEL`);
   }
   t.same(await node.ports(), ['antrea-gw0', 'antrea-tun0']);
+  t.same(await node.violations(), []);
+});
+
+t.test('Pods get the ofports the agent chose; after a restart it skips every number in use', async (t) => {
+  const node = await AgentNode.create(t);
+  await node.start();
+  const vsctl = async (...args: string[]): Promise<string> =>
+    (await runner.run('ovs-vsctl', [`--db=${node.ovs.dbEndpoint}`, ...args], { timeoutMs: 20_000 })).stdout.trim();
+  const a = await addPod(t, node, 'of-a');
+  const b = await addPod(t, node, 'of-b');
+  const ofA = await node.ofport(a.hostName);
+  t.equal(ofA, POD_OFPORT_MIN, 'the first Pod has the lowest Pod ofport (upper half of the range)');
+  t.equal(Number(await vsctl('get', 'Interface', a.hostName, 'ofport_request')), ofA, 'as requested');
+  t.equal(await node.ofport(b.hostName), POD_OFPORT_MIN + 1);
+  t.same(await unreachable(node, a.netns, [b.ip, node.gatewayIP]), [], 'both Pods forward through their flows');
+
+  // While the agent is down, another writer takes the next number.
+  await node.stop();
+  await vsctl(
+    'add-port',
+    'br-int',
+    'intruder0',
+    '--',
+    'set',
+    'Interface',
+    'intruder0',
+    'type=internal',
+    `ofport_request=${POD_OFPORT_MIN + 2}`,
+  );
+  t.teardown(() => vsctl('--if-exists', 'del-port', 'intruder0'));
+  await node.start();
+  const c = await addPod(t, node, 'of-c');
+  t.equal(await node.ofport(c.hostName), POD_OFPORT_MIN + 3, 'the restarted agent skips the taken number');
+  t.same(await unreachable(node, c.netns, [a.ip, b.ip, node.gatewayIP]), [], 'the new Pod forwards too');
+  const flows = await node.flows();
+  t.ok(
+    flows.some((f) => f.includes(`in_port=${POD_OFPORT_MIN + 3} `)),
+    "the new Pod's flows use its ofport",
+  );
+  t.notOk(
+    flows.some((f) => f.includes(`in_port=${POD_OFPORT_MIN + 2} `)),
+    'nothing points at the intruder',
+  );
+  await vsctl('del-port', 'intruder0');
+  for (const p of [a, b, c]) t.equal((await node.cni('DEL', p)).exitCode, 0);
   t.same(await node.violations(), []);
 });

@@ -50,8 +50,9 @@ t.test('configure, check, announce, remove', async (t) => {
     disableTxChecksumOffload: true,
     // Still pending when configure starts, as while host-local runs.
     addressing: new Promise((resolve) => setTimeout(() => resolve({ ips, routes, dns: {} }), 50)),
+    containerMac: '0a:00:00:00:00:05',
   });
-  t.match(made.containerInterface.mac, /^[0-9a-f][26ae](:[0-9a-f]{2}){5}$/, 'a locally administered unicast MAC');
+  t.equal(made.containerInterface.mac, '0a:00:00:00:00:05', 'the MAC the caller chose');
   const inside = (await runner.run('ip', ['-n', podNs, '-o', 'addr', 'show', 'eth0'])).stdout;
   t.match(inside, /inet 10\.20\.0\.5\/24/);
   t.match(inside, /inet6 fd00:20::5\/64/);
@@ -68,6 +69,18 @@ t.test('configure, check, announce, remove', async (t) => {
     ).stdout.trim(),
     '8',
     'the host side never answers ARP',
+  );
+  const hostLink = (await runner.run('ip', ['-n', node, 'link', 'show', 'web-abcdef'])).stdout;
+  t.match(hostLink, /<[^>]*PROMISC[^>]*>/, 'the host end is promiscuous already (no later link event from OVS)');
+  t.equal(
+    (await runner.run('ip', ['-n', node, '-6', '-o', 'addr', 'show', 'dev', 'web-abcdef'])).stdout.trim(),
+    '',
+    'the host end has no IPv6 address',
+  );
+  t.match(
+    (await runner.run('ip', ['-n', podNs, '-6', '-o', 'addr', 'show', 'dev', 'eth0'])).stdout,
+    /inet6 fe80::/,
+    "the Pod's end keeps its IPv6 link-local address",
   );
   t.equal(
     inNetns(netns, () => txChecksumEnabled('eth0')),
@@ -164,6 +177,13 @@ t.test('refusals leave nothing behind', async (t) => {
   );
   t.equal(await pods.hostInterface('db-abcdef'), undefined, 'and the veth made meanwhile was removed');
   t.notMatch((await runner.run('ip', ['-n', podNs, '-o', 'link'])).stdout, /eth0/);
+  const made = await pods.configure(req);
+  t.match(
+    made.containerInterface.mac,
+    /^[0-9a-f][26ae](:[0-9a-f]{2}){5}$/,
+    'once nothing is in the way it works; without a chosen MAC, a random locally administered one',
+  );
+  await pods.remove({ containerId: 'c2', ifname: 'eth0', hostInterfaceName: 'db-abcdef' });
 });
 
 t.test('the Node network: forwarding, transport interface, gateway', async (t) => {

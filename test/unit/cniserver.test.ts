@@ -10,6 +10,7 @@ import { type CniMethod, ErrorCode } from '../../src/common/apis/cni/proto.ts';
 import type { CniVersion } from '../../src/common/apis/cni/spec.ts';
 import { defaultAgentConfig } from '../../src/common/agent/config.ts';
 import { PendingAddJournal } from '../../src/common/agent/cniserver/journal.ts';
+import { OfportAllocator, POD_OFPORT_MIN } from '../../src/common/agent/cniserver/ofport-allocator.ts';
 import {
   CNI_ADD_CRASH_POINTS,
   CniServer,
@@ -195,6 +196,110 @@ t.test('a failure at each step rolls everything back', async (t) => {
     r.flows.fail = false;
     t.equal((await r.call('CmdAdd')).code, 0, `${what}: a retried ADD succeeds`);
   }
+});
+
+t.test('ADD chooses the ofport and MAC, so the flows are installed once, while the port is made', async (t) => {
+  const r = await rig(t);
+  let portExisted: boolean | undefined;
+  r.flows.onInstall = (i) => (portExisted ??= r.bridge.getPort(i.name) !== undefined);
+  t.equal((await r.call('CmdAdd')).code, 0);
+  t.equal((await r.call('CmdAdd', { containerId: 'c2', netns: '/run/netns/p2', pod: 'db' })).code, 0);
+  const a = r.bridge.getPort(podHostInterfaceName('web', 'c1', 'eth0'));
+  const b = r.bridge.getPort(podHostInterfaceName('db', 'c2', 'eth0'));
+  t.equal(a?.ofportRequest, POD_OFPORT_MIN, 'the first Pod asks for the lowest Pod ofport');
+  t.equal(a?.ofport, POD_OFPORT_MIN, 'and gets it');
+  t.equal(b?.ofport, POD_OFPORT_MIN + 1, 'the next Pod the next one');
+  t.equal(portExisted, false, "the flows were sent before the Pod's port existed");
+  t.equal(r.flows.history.length, 2, 'one flow install per Pod: nothing to correct');
+  t.same(
+    r.flows.history.map((f) => f.ofport),
+    [POD_OFPORT_MIN, POD_OFPORT_MIN + 1],
+  );
+  t.equal(r.flows.installed.get(a?.name ?? '')?.mac, r.store.byName(a?.name ?? '')?.mac, 'flows have the Pod MAC');
+});
+
+t.test('a Pod whose port did not get the requested ofport or MAC gets corrected flows', async (t) => {
+  await t.test("ofport taken behind the agent's back while the port was made", async (t) => {
+    const r = await rig(t);
+    const name = podHostInterfaceName('web', 'c1', 'eth0');
+    r.flows.onInstall = (i) => {
+      r.flows.onInstall = undefined;
+      // Another writer takes the number between the agent's choice and its port.
+      void r.bridge.createPort({ name: 'intruder', type: 'internal', ofportRequest: i.ofport });
+    };
+    const add = await r.call('CmdAdd');
+    t.equal(add.code, 0, add.message);
+    const port = r.bridge.getPort(name);
+    t.equal(r.bridge.getPort('intruder')?.ofport, POD_OFPORT_MIN, 'the intruder holds the requested number');
+    t.not(port?.ofport, POD_OFPORT_MIN, 'the Pod got another one');
+    t.equal(r.flows.installed.get(name)?.ofport, port?.ofport, "the Pod's flows use the ofport it got");
+    t.equal(r.store.byName(name)?.ofport, port?.ofport, 'and so does the store');
+    t.equal(r.flows.history.length, 2, 'installed early, then corrected');
+    // The next Pod skips both numbers in use.
+    t.equal((await r.call('CmdAdd', { containerId: 'c2', netns: '/run/netns/p2', pod: 'db' })).code, 0);
+    const next = r.bridge.getPort(podHostInterfaceName('db', 'c2', 'eth0'))?.ofport ?? 0;
+    t.ok(next > POD_OFPORT_MIN && next !== port?.ofport, `the next Pod gets a free number (${next})`);
+  });
+  await t.test('an interface that cannot take the chosen MAC (as with HNS)', async (t) => {
+    const r = await rig(t);
+    r.pods.honorMac = false;
+    t.equal((await r.call('CmdAdd')).code, 0);
+    const name = podHostInterfaceName('web', 'c1', 'eth0');
+    t.equal(r.flows.installed.get(name)?.mac, r.pods.links.get(name)?.mac, "flows carry the interface's real MAC");
+    t.equal(r.flows.history.length, 2);
+  });
+});
+
+t.test('ofport allocation after a restart skips every number in use or requested', async (t) => {
+  const r = await rig(t);
+  t.equal((await r.call('CmdAdd')).code, 0);
+  t.equal((await r.call('CmdAdd', { containerId: 'c2', netns: '/run/netns/p2', pod: 'db' })).code, 0);
+  // A new server on the same OVS (the agent restarted) continues after the highest number in use.
+  const server = new CniServer({
+    config: { ...defaultAgentConfig(), hostProcPathPrefix: '' },
+    bridge: r.bridge,
+    podInterfaces: r.pods,
+    ipam: r.ipam,
+    store: r.store,
+    journal: r.journal,
+    podFlows: r.flows,
+    clock: r.clock,
+  });
+  server.setStoreReady(ctx);
+  server.setNetworkReady();
+  const resp = await server.handle('CmdAdd', {
+    cniArgs: {
+      containerId: 'c3',
+      netns: '/run/netns/p3',
+      ifname: 'eth0',
+      args: 'K8S_POD_NAMESPACE=default;K8S_POD_NAME=api',
+      path: '/opt/cni/bin',
+      networkConfiguration: Buffer.from(
+        JSON.stringify({ cniVersion: '1.0.0', name: 'antrea', type: 'antrea', ipam: { type: 'host-local' } }),
+      ),
+    },
+  });
+  t.equal(resp.error, undefined);
+  t.equal(r.bridge.getPort(podHostInterfaceName('api', 'c3', 'eth0'))?.ofport, POD_OFPORT_MIN + 2);
+});
+
+t.test('OfportAllocator', (t) => {
+  const used: (number | undefined)[] = [];
+  const a = new OfportAllocator({ inUse: () => used, min: 10, max: 14 });
+  t.equal(a.allocate(), 10);
+  t.equal(a.allocate(), 11, 'a reserved number is not given twice');
+  a.release(10);
+  a.release(11);
+  t.equal(a.allocate(), 12, 'round-robin: a freed number is reused as late as possible');
+  a.release(12);
+  used.push(13, undefined, 2, 99);
+  t.equal(a.allocate(), 14, 'numbers in use are skipped; out-of-range ones are ignored');
+  t.equal(a.allocate(), 10, 'wraps around');
+  used.push(11, 12);
+  t.throws(() => a.allocate(), { code: 'OFPORT_EXHAUSTED' }, 'nothing free left');
+  const fresh = new OfportAllocator({ inUse: () => [11, 12], min: 10, max: 14 });
+  t.equal(fresh.allocate(), 13, 'a new allocator starts after the highest number in use');
+  t.end();
 });
 
 t.test('a repeated ADD returns the same result; a partial interface is rebuilt', async (t) => {

@@ -13,6 +13,7 @@ import {
   WINDOWS_LAUNCHER_CONFIG,
   windowsLauncherConfig,
 } from '../../src/common/cni/install.ts';
+import { compilePlugin } from '../../src/common/cni/compile.ts';
 import { createCommandRunner } from '../../src/common/util/exec.ts';
 import { main as installMain } from '../../src/cmd/install-cni.ts';
 
@@ -102,6 +103,21 @@ t.test(
       cniVersion: '1.1.0',
       supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'],
     });
+    t.equal(r.entry, join(dir, 'cache', 'plugin', 'cmd', 'antrea-cni.mjs'), 'the launcher runs the compiled plugin');
+    t.match(readFileSync(r.pluginPath, 'utf8'), `'${r.entry}'`);
+    const ts = await installCni({
+      binDir: join(dir, 'bin-ts'),
+      confDir: join(dir, 'net.d'),
+      nodePath: process.execPath,
+      pluginEntry: entry,
+      cniSocket: join(dir, 'cni.sock'),
+      compileCacheDir: join(dir, 'cache-ts'),
+      compile: false,
+      runner,
+    });
+    t.equal(ts.entry, entry, 'compile: false runs the TypeScript entry');
+    const vts = await runner.run(ts.pluginPath, [], { env: { CNI_COMMAND: 'VERSION' }, replaceEnv: true });
+    t.equal(vts.stdout, v.stdout, 'both forms answer alike');
     await t.rejects(
       installCni({
         binDir: dir,
@@ -158,6 +174,41 @@ t.test(
   },
 );
 
+t.test('compilePlugin strips the types of the plugin and its imports into .mjs files', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ats-compile-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const src = join(dir, 'src');
+  mkdirSync(join(src, 'lib'), { recursive: true });
+  writeFileSync(
+    join(src, 'main.ts'),
+    "import { type T, double } from './lib/util.ts';\nimport type { U } from './lib/types.ts';\nconst x: T = double(21);\nconsole.log(x satisfies U);\n",
+  );
+  writeFileSync(
+    join(src, 'lib', 'util.ts'),
+    'export type T = number;\nexport { half } from "./half.ts";\nexport function double(n: number): T {\n  return n * 2;\n}\n',
+  );
+  writeFileSync(join(src, 'lib', 'half.ts'), 'export const half = (n: number): number => n / 2;\n');
+  writeFileSync(join(src, 'lib', 'types.ts'), 'export type U = number;\n');
+  const out = compilePlugin(join(src, 'main.ts'), join(dir, 'out'));
+  t.equal(out, join(dir, 'out', 'main.mjs'));
+  const util = readFileSync(join(dir, 'out', 'lib', 'util.mjs'), 'utf8');
+  t.match(util, 'from "./half.mjs"', 're-exports point at the compiled files');
+  t.notMatch(util, ': number', 'types are gone');
+  t.equal(util.split('\n').length, 6, 'lines are kept');
+  t.match(readFileSync(out, 'utf8'), "from './lib/util.mjs'");
+  t.notOk(existsSync(join(dir, 'out', 'lib', 'types.mjs')), 'type-only imports are not compiled');
+  t.ok(existsSync(join(dir, 'out', 'lib', 'half.mjs')));
+  writeFileSync(join(src, 'broken.ts'), "import { x } from './missing.ts';\n");
+  t.throws(() => compilePlugin(join(src, 'broken.ts'), join(dir, 'out2')), {
+    name: 'ValidationError',
+    message: /^pluginEntry: cannot compile .*missing\.ts/,
+  });
+  t.throws(() => compilePlugin(join(src, 'main.ts'), join(dir, 'out3'), null), {
+    message: /^stripTypeScriptTypes: /,
+  });
+  t.end();
+});
+
 t.test('the Windows launcher configuration', (t) => {
   const o = {
     nodePath: 'C:\\k\\antrea\\node\\node.exe',
@@ -203,7 +254,11 @@ t.test('installCni for Windows writes antrea.exe, its configuration and a dns-ca
   t.equal(r.pluginPath, join(dir, 'bin', 'antrea.exe'));
   t.same(readFileSync(r.pluginPath), exe, 'antrea.exe is the launcher');
   t.notOk(existsSync(join(dir, 'bin', 'antrea')), 'no POSIX launcher');
-  t.equal(readFileSync(join(dir, 'bin', WINDOWS_LAUNCHER_CONFIG), 'utf8'), windowsLauncherConfig(base));
+  t.equal(r.entry, join(dir, 'cache', 'plugin', 'cmd', 'antrea-cni.mjs'), 'runs the compiled plugin');
+  t.equal(
+    readFileSync(join(dir, 'bin', WINDOWS_LAUNCHER_CONFIG), 'utf8'),
+    windowsLauncherConfig({ ...base, pluginEntry: r.entry }),
+  );
   t.same(JSON.parse(readFileSync(r.conflistPath, 'utf8')), {
     cniVersion: '1.0.0',
     name: 'antrea',

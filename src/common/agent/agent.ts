@@ -112,6 +112,8 @@ class PolicyAwarePodFlows implements PodFlowClient {
   private readonly inner: PodFlowClient;
   private readonly policy: NetworkPolicyController;
   private readonly store: InterfaceStore;
+  /** Pods whose flows were installed, by port: an ADD rolled back never reaches the store. */
+  private readonly added = new Map<string, { namespace: string; name: string }>();
 
   constructor(inner: PodFlowClient, policy: NetworkPolicyController, store: InterfaceStore) {
     this.inner = inner;
@@ -120,17 +122,20 @@ class PolicyAwarePodFlows implements PodFlowClient {
   }
 
   async installPodFlows(iface: PodFlowTarget): Promise<void> {
-    await this.policy.podAdded(iface.container.podNamespace, iface.container.podName, iface.name, {
-      ofport: iface.ofport,
-      ips: iface.ips,
-    });
+    const { podNamespace: namespace, podName: name } = iface.container;
+    this.added.set(iface.name, { namespace, name });
+    await this.policy.podAdded(namespace, name, iface.name, { ofport: iface.ofport, ips: iface.ips });
     await this.inner.installPodFlows(iface);
   }
 
   async uninstallPodFlows(portName: string): Promise<void> {
-    const known = this.store.byName(portName)?.container;
+    const stored = this.store.byName(portName)?.container;
+    const known =
+      this.added.get(portName) ??
+      (stored === undefined ? undefined : { namespace: stored.podNamespace, name: stored.podName });
     await this.inner.uninstallPodFlows(portName);
-    if (known !== undefined) await this.policy.podRemoved(known.podNamespace, known.podName, portName);
+    if (known !== undefined) await this.policy.podRemoved(known.namespace, known.name, portName);
+    this.added.delete(portName);
   }
 }
 

@@ -31,6 +31,12 @@ export interface PodInterfaceRequest {
    * with that same error.
    */
   readonly addressing: Promise<PodAddressing>;
+  /**
+   * The container end's MAC, chosen by the caller (so the Pod's flows can be installed while the
+   * link is made). Linux uses it; an OS whose interface gets its MAC elsewhere (Windows: HNS)
+   * ignores it. Either way the result reports the MAC the interface has.
+   */
+  readonly containerMac?: string;
 }
 
 export interface PodAddressing {
@@ -122,7 +128,7 @@ export interface PodInterfaceConfigurator {
   /**
    * Creates the Pod's interface: on Linux a veth pair named `hostInterfaceName` / `ifname` with the
    * container end moved into `netns`, MTU on both ends, a random locally administered MAC inside,
-   * both ends up, then (once `addressing` resolves) the addresses and routes. Throws
+   * both ends up (the container MAC is `containerMac` when given), then (once `addressing` resolves) the addresses and routes. Throws
    * the addressing's own error when it rejects, otherwise PodInterfaceError:
    * POD_NETNS_NOT_FOUND when `netns` does not exist, POD_INTERFACE_EXISTS when `ifname` already
    * exists in the namespace or the host name is taken, POD_INTERFACE_FAILED otherwise. On failure

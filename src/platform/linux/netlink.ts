@@ -195,16 +195,25 @@ export class Netlink {
     );
   }
 
-  /** Sets what is given (MTU, MAC, alias, up/down) on link `index`. */
-  async setLink(index: number, change: { up?: boolean; mtu?: number; mac?: string; alias?: string }): Promise<void> {
+  /** Sets what is given (MTU, MAC, alias, up/down, promiscuous mode) on link `index`, in one message. */
+  async setLink(
+    index: number,
+    change: { up?: boolean; promisc?: boolean; mtu?: number; mac?: string; alias?: string },
+  ): Promise<void> {
     const attrs: ifla.LinkAttrs = {};
     if (change.mtu !== undefined) attrs.mtu = change.mtu;
     if (change.mac !== undefined) attrs.address = macToBuffer(change.mac);
     if (change.alias !== undefined) attrs.ifalias = change.alias;
     const data: rt.Link = { index };
-    if (change.up !== undefined) {
-      data.change = { up: true };
-      data.flags = change.up ? { up: true } : {};
+    if (change.up !== undefined || change.promisc !== undefined) {
+      data.change = {
+        ...(change.up === undefined ? {} : { up: true }),
+        ...(change.promisc === undefined ? {} : { promisc: true }),
+      };
+      data.flags = {
+        ...(change.up === true ? { up: true } : {}),
+        ...(change.promisc === true ? { promisc: true } : {}),
+      };
     }
     await this.call(`set link ${index}`, () => this.sock.setLink(data, attrs));
   }

@@ -3,6 +3,10 @@
  * network namespace (IFLA_NET_NS_FD on the peer), configured through a netlink socket bound to that
  * namespace, with gratuitous ARP sent from a packet socket opened there (koffi `setns`, see
  * libc.ts). No command is spawned on this path.
+ *
+ * The host end is kept quiet for ovs-vswitchd, which runs in the same namespace and reconfigures
+ * on every link event there: it comes up once (after the Pod's end, so with its carrier, and
+ * already promiscuous), without ARP answers and without IPv6 addresses.
  */
 import { closeSync, existsSync, openSync } from 'node:fs';
 import type { CniIpConfig } from '../../common/apis/cni/spec.ts';
@@ -91,7 +95,7 @@ export class LinuxPodInterfaces implements PodInterfaceConfigurator {
       if ((await pod.link(req.ifname)) !== undefined) {
         throw podInterfaceError('POD_INTERFACE_EXISTS', `interface ${req.ifname} already exists in ${req.netns}`);
       }
-      const containerMac = randomMac();
+      const containerMac = req.containerMac ?? randomMac();
       const nsFd = openSync(req.netns, 'r');
       try {
         await this.host.createVeth({
@@ -124,10 +128,14 @@ export class LinuxPodInterfaces implements PodInterfaceConfigurator {
           `veth ${req.hostInterfaceName}/${req.ifname} vanished after creation`,
         );
       }
-      silenceHostArp(req.hostInterfaceName, this.hostNetns);
-      await this.host.setLink(hostLink.index, { up: true });
+      silenceHostArp(req.hostInterfaceName, this.hostNetns, { noIpv6: true });
       if (req.disableTxChecksumOffload) inNetns(req.netns, () => disableTxChecksum(req.ifname));
+      // ovs-vswitchd reconfigures every bridge on each link event in its namespace, so the host
+      // end changes as few times as possible: the Pod's end first (the host end then comes up
+      // with its carrier), and up together with promiscuous mode, which the OVS datapath would
+      // otherwise set itself once the port is added (one more event).
       await pod.setLink(podLink.index, { up: true });
+      await this.host.setLink(hostLink.index, { up: true, promisc: true });
       const addressing = await req.addressing;
       for (const ip of addressing.ips) await pod.addAddress(podLink.index, ip.address);
       for (const r of addressing.routes) {

@@ -4,11 +4,17 @@
  * PlatformStrategy's PodInterfaceConfigurator makes the Pod's link).
  *
  * ADD: validate → wait until the Node network is ready (else TRY_AGAIN_LATER) → per-container lock →
- * journal the intent → IPAM (host-local) → Pod interface → OVS port with the container's
- * external_ids → ofport → Pod flows → interface store → commit the journal → answer; gratuitous ARP
- * follows in the background. Where the ofport arrives asynchronously (Windows), ADD answers without
- * it and {@link CniServer.ofportChanged} installs the flows when it comes. Any failure rolls back everything done so far. A repeated ADD for an
- * interface that is complete and healthy returns the same result; a partial one is cleaned first.
+ * journal the intent → IPAM (host-local) while the Pod interface is made → OVS port with the
+ * container's external_ids → ofport → interface store → commit the journal → answer; gratuitous
+ * ARP follows in the background. Where ovs-vswitchd assigns ofports at once (Linux), the server
+ * chooses the Pod's ofport (ofport_request, see ofport-allocator.ts) and MAC itself, so the Pod's
+ * flows are installed as soon as IPAM answered, while the interface and the port are made; a port
+ * or interface that ended up with another ofport or MAC gets its flows reinstalled before ADD
+ * answers, so the answer still means "interface configured and flows installed". Where the ofport
+ * arrives asynchronously (Windows), ADD answers without it and {@link CniServer.ofportChanged}
+ * installs the flows when it comes. Any failure rolls back everything done so far (flows
+ * included, once their install settled). A repeated ADD for an interface that is complete and
+ * healthy returns the same result; a partial one is cleaned first.
  *
  * DEL: idempotent, local only (interface store, OVSDB, the host, host-local): never the controller
  * or the Kubernetes API. Flows go before the OVS port (a freed ofport may be reused at once).
@@ -48,7 +54,7 @@ import type { OvsBridgeClient } from '../../ovs/ovsdb/bridge.ts';
 import { type Clock, systemClock } from '../../util/clock.ts';
 import { type CrashPoints, noCrashPoints } from '../../util/crash.ts';
 import { errorMessage, serializeError } from '../../util/errors.ts';
-import { canonicalIp, cidrContains, cidrIp, ipFamily } from '../../util/ip.ts';
+import { canonicalIp, cidrContains, cidrIp, ipFamily, randomMac } from '../../util/ip.ts';
 import { Latch } from '../../util/latch.ts';
 import { KeyedMutex, RwLock } from '../../util/locks.ts';
 import { type Logger, nullLogger } from '../../util/log.ts';
@@ -66,6 +72,7 @@ import type { IpamDriver, IpamRequest, Reservation } from '../ipam/host-local.ts
 import type { PendingAdd, PendingAddJournal } from './journal.ts';
 import type { OfportEvent, OfportEvents } from './ofport-events.ts';
 import { ChainedPods } from './chaining.ts';
+import { OfportAllocator } from './ofport-allocator.ts';
 
 /** The CNI type the configuration must name, and the only IPAM type served. */
 export const ANTREA_CNI_TYPE = 'antrea';
@@ -170,12 +177,16 @@ export class CniServer {
   private ctx: NodeNetworkContext | undefined;
   private podFlows: PodFlowClient | undefined;
   private readonly background = new Set<Promise<void>>();
+  private readonly ofports: OfportAllocator;
   /** CNI chaining mode (networkPolicyOnly); `chained` is undefined when the platform cannot chain. */
   private readonly chainingMode: boolean;
   private readonly chained: ChainedPods | undefined;
 
   constructor(opts: CniServerOptions) {
     this.o = opts;
+    this.ofports = new OfportAllocator({
+      inUse: () => opts.bridge.listPorts().flatMap((p) => [p.ofport, p.ofportRequest]),
+    });
     this.logger = (opts.logger ?? nullLogger).child({ component: 'cniserver' });
     this.clock = opts.clock ?? systemClock;
     this.crash = opts.crashPoints ?? noCrashPoints;
@@ -470,17 +481,21 @@ export class CniServer {
 
     const ipamReq = this.ipamRequest(r, ctx);
     const done = { ipam: false, link: false, port: false, flows: false };
-    const steps: Record<string, number> = { prepareMs: Math.round((this.clock.monotonic() - entered) * 10) / 10 };
+    // Where the time goes (logged with the result): each step's own duration; the link, the
+    // port and the flows overlap with IPAM and with each other.
+    const steps: Record<string, number> = {};
+    const ms = (since: number): number => Math.round((this.clock.monotonic() - since) * 10) / 10;
+    steps['prepareMs'] = ms(entered);
     let mark = this.clock.monotonic();
     const step = (name: string): void => {
-      const now = this.clock.monotonic();
-      steps[name] = Math.round((now - mark) * 10) / 10;
-      mark = now;
+      steps[name] = ms(mark);
+      mark = this.clock.monotonic();
     };
+    const ipamStarted = mark;
     // IPAM runs while the Pod's link is made (the link waits for the addresses only at the end).
     const ipamDone = this.o.ipam.add(ipamReq).then((res) => {
       done.ipam = true;
-      step('ipamMs');
+      steps['ipamMs'] = ms(ipamStarted);
       this.crash.hit('cni-add-ipam-done');
       if (res.ips.length === 0) throw new CniError('IPAM_FAILURE', 'host-local returned no IP address');
       return res;
@@ -490,7 +505,42 @@ export class CniServer {
       return { ips: draft.ips, routes: this.podRoutes(draft), dns: draft.dns };
     });
     addressing.catch(() => undefined); // observed below; never an unhandled rejection
+    const container: ContainerInfo = {
+      containerId,
+      podName: r.k8s.podName,
+      podNamespace: r.k8s.podNamespace,
+      ifDev: ifname,
+      netns: r.args.netns,
+    };
+    // Where ovs-vswitchd assigns the ofport at once (Linux), the agent chooses it (ofport_request)
+    // and the container MAC, so the Pod's flows are installed while the link and the port are
+    // made; a port that got another number (or a link another MAC) gets its flows corrected
+    // before ADD answers.
+    const immediate = this.o.podInterfaces.ofportAssignment === 'immediate';
+    const podFlows = this.podFlows;
+    let ofportRequest: number | undefined;
+    let earlyFlows: Promise<PodFlowTarget> | undefined;
     try {
+      ofportRequest = immediate ? this.ofports.allocate() : undefined;
+      const containerMac = immediate ? randomMac() : undefined;
+      if (podFlows !== undefined && ofportRequest !== undefined && containerMac !== undefined) {
+        const target = {
+          type: 'container',
+          name: hostName,
+          ofport: ofportRequest,
+          mac: containerMac,
+          container,
+        } as const;
+        done.flows = true; // uninstalling flows that were never installed is a no-op
+        earlyFlows = ipamDone.then(async (res) => {
+          const started = this.clock.monotonic();
+          const t: PodFlowTarget = { ...target, ips: ipsOf(res) };
+          await podFlows.installPodFlows(t);
+          steps['flowsMs'] = ms(started);
+          return t;
+        });
+        earlyFlows.catch(() => undefined); // observed below
+      }
       let link;
       try {
         link = await this.o.podInterfaces.configure({
@@ -504,6 +554,7 @@ export class CniServer {
           disableTxChecksumOffload:
             this.o.config.disableTXChecksumOffload || this.o.config.ovsDatapathType === 'netdev',
           addressing,
+          ...(containerMac === undefined ? {} : { containerMac }),
         });
       } catch (err) {
         if (err instanceof CniError) throw err; // IPAM's
@@ -526,20 +577,15 @@ export class CniServer {
         ofport: undefined,
         mac: link.containerInterface.mac,
         ips: ipsOf(result),
-        container: {
-          containerId,
-          podName: r.k8s.podName,
-          podNamespace: r.k8s.podNamespace,
-          ifDev: ifname,
-          netns: r.args.netns,
-        },
+        container,
       };
       try {
-        await this.o.bridge.createPort(containerPortSpec(iface, this.o.podInterfaces.ovsPortType));
+        const spec = containerPortSpec(iface, this.o.podInterfaces.ovsPortType);
+        await this.o.bridge.createPort(ofportRequest === undefined ? spec : { ...spec, ofportRequest });
         done.port = true;
         step('portMs');
         this.crash.hit('cni-add-port-done');
-        if (this.o.podInterfaces.ofportAssignment === 'immediate') {
+        if (immediate) {
           iface = { ...iface, ofport: await this.o.bridge.waitForOFPort(hostName) };
         } else {
           // Asynchronous (Windows): use the ofport if it is already there; else ofportChanged
@@ -553,16 +599,34 @@ export class CniServer {
           cause: err,
         });
       }
-      if (this.podFlows !== undefined && iface.ofport !== undefined) {
+      if (podFlows !== undefined && iface.ofport !== undefined) {
         try {
-          await this.podFlows.installPodFlows({ ...iface, ofport: iface.ofport });
+          const waited = this.clock.monotonic();
+          const early = await earlyFlows;
+          steps['flowsWaitMs'] = ms(waited);
+          const target: PodFlowTarget = { ...iface, ofport: iface.ofport };
+          if (
+            early === undefined ||
+            early.ofport !== target.ofport ||
+            early.mac.toLowerCase() !== target.mac.toLowerCase()
+          ) {
+            if (early !== undefined) {
+              this.logger.warn('the Pod port did not get the requested ofport or MAC: correcting its flows', {
+                port: hostName,
+                requested: { ofport: early.ofport, mac: early.mac },
+                actual: { ofport: target.ofport, mac: target.mac },
+              });
+            }
+            done.flows = true;
+            const started = this.clock.monotonic();
+            await podFlows.installPodFlows(target);
+            steps['flowsMs'] = (steps['flowsMs'] ?? 0) + ms(started);
+          }
         } catch (err) {
           throw new CniError('CONFIG_INTERFACE_FAILURE', `Failed to install the Pod's flows: ${errorMessage(err)}`, {
             cause: err,
           });
         }
-        done.flows = true;
-        step('flowsMs');
       }
       this.crash.hit('cni-add-flows-done');
       this.o.store.add(iface);
@@ -580,10 +644,14 @@ export class CniServer {
       });
       return this.encodeResult(result, r);
     } catch (err) {
-      // Let IPAM settle first, so a reservation made meanwhile is released too.
+      // Let IPAM and the flows settle first, so what they made meanwhile is removed too.
       await ipamDone.catch(() => undefined);
+      await earlyFlows?.catch(() => undefined);
       await this.rollback(pending, ipamReq, done);
       throw err;
+    } finally {
+      // The port now holds the number in OVSDB (so the allocator skips it), or never will.
+      if (ofportRequest !== undefined) this.ofports.release(ofportRequest);
     }
   }
 
@@ -727,7 +795,13 @@ export class CniServer {
       });
     };
     // The IP is released while the interface is taken down; both are attempted whatever happens.
-    const [link, ipam] = await Promise.allSettled([removeLink(), this.o.ipam.del(this.ipamRequest(r, ctx))]);
+    const started = this.clock.monotonic();
+    const ms = (): number => Math.round((this.clock.monotonic() - started) * 10) / 10;
+    const steps: Record<string, number> = {};
+    const [link, ipam] = await Promise.allSettled([
+      removeLink().finally(() => (steps['interfaceMs'] = ms())),
+      this.o.ipam.del(this.ipamRequest(r, ctx)).finally(() => (steps['ipamMs'] = ms())),
+    ]);
     if (link.status === 'rejected') {
       const err: unknown = link.reason;
       if (err instanceof CniError) throw err;
@@ -737,7 +811,7 @@ export class CniServer {
     }
     if (ipam.status === 'rejected') throw toCniError(ipam.reason);
     this.o.journal.commit(containerId, ifname);
-    this.logger.info('Pod network removed', { containerId, ifname, hadInterface: stored !== undefined });
+    this.logger.info('Pod network removed', { containerId, ifname, hadInterface: stored !== undefined, ...steps });
   }
 
   // ---- CHECK -----------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
  * tables as they are declared in code (a unit test compares the file with this output;
  * `node scripts/gen-ovs-pipeline-doc.ts` rewrites it).
  */
+import { POD_OFPORT_MAX, POD_OFPORT_MIN } from '../cniserver/ofport-allocator.ts';
 import { COOKIE_CATEGORIES } from './cookie.ts';
 import { CATALOG, PIPELINES, STAGES, type TableCatalog } from './pipeline.ts';
 
@@ -66,6 +67,18 @@ export function renderPipelineDoc(catalog: TableCatalog = CATALOG): string {
   out.push('| category | value |');
   out.push('| --- | --- |');
   for (const [name, v] of Object.entries(COOKIE_CATEGORIES)) out.push(`| ${name} | ${v} |`);
+  out.push('');
+  out.push('## Pod ports');
+  out.push('');
+  out.push("The agent chooses each Pod port's OpenFlow number itself (`ofport_request`, from the upper half of");
+  out.push(
+    `the range, ${POD_OFPORT_MIN}-${POD_OFPORT_MAX}, which ovs-vswitchd never assigns on its own; round-robin, so a freed number`,
+  );
+  out.push("comes back as late as possible) and the container MAC, so CNI ADD installs the Pod's flows while");
+  out.push('the veth and the OVS port are being made instead of after ovs-vswitchd reported an ofport. If the');
+  out.push('port ends up with another number (a writer outside the agent took it meanwhile) or the interface');
+  out.push("with another MAC, ADD reinstalls the Pod's flows with the real values before it answers. The");
+  out.push('gateway and tunnel keep their fixed low numbers.');
   out.push('');
   out.push('## Replay');
   out.push('');

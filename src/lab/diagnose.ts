@@ -80,6 +80,15 @@ export function flowsHit(before: string, after: string): string[] {
     .map(([k, v]) => `+${v - (b.get(k) ?? 0)} ${k}`);
 }
 
+/**
+ * A datapath flow line (`dpctl/dump-flows`) as `ofproto/trace` takes it: without its counters and
+ * actions, and with a tunnel TTL (the dump leaves it out, the trace refuses a tunnel key without).
+ */
+export function traceableFlow(line: string): string {
+  const flow = line.replace(/, packets:.*$/, '').trim();
+  return /^tunnel\((?![^)]*\bttl=)/.test(flow) ? flow.replace(/^tunnel\(/, 'tunnel(ttl=64,') : flow;
+}
+
 /** Records the state behind the wrong pairs; resolves with the summary's lines. */
 export async function diagnoseWrongPairs(o: DiagnoseOptions): Promise<string[]> {
   mkdirSync(o.dir, { recursive: true });
@@ -106,7 +115,7 @@ export async function diagnoseWrongPairs(o: DiagnoseOptions): Promise<string[]> 
         .slice(0, 4);
       const out: { flow: string; installed: string; now: string; text: string }[] = [];
       for (const l of flows) {
-        const flow = l.replace(/, packets:.*$/, '').trim();
+        const flow = traceableFlow(l);
         const text = await attempt(() => unixctl(n.vswitchdSocket, 'ofproto/trace', [flow]));
         out.push({
           flow,

@@ -7,7 +7,7 @@ import t from 'tap';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { diagnoseWrongPairs, flowsHit } from '../../src/lab/diagnose.ts';
+import { diagnoseWrongPairs, flowsHit, traceableFlow } from '../../src/lab/diagnose.ts';
 import type { CommandRunner, ExecResult } from '../../src/common/util/exec.ts';
 
 const BEFORE = [
@@ -68,4 +68,21 @@ t.test('diagnoseWrongPairs: probes each pair, dumps per Node, survives a missing
   t.match(readFileSync(join(dir, 'node-1-conntrack.txt'), 'utf8'), /^\(failed: /, 'the unreachable daemon is recorded');
   t.equal(readFileSync(join(dir, 'node-1-flows-after.txt'), 'utf8'), AFTER);
   t.equal(readFileSync(join(dir, 'summary.txt'), 'utf8'), `${lines.join('\n')}\n`);
+});
+
+t.test('traceableFlow: counters and actions dropped, a tunnel TTL added when missing', (t) => {
+  t.equal(
+    traceableFlow(
+      'recirc_id(0x9),in_port(3),eth_type(0x0800),ipv4(frag=no), packets:3, bytes:222, used:0.5s, actions:drop',
+    ),
+    'recirc_id(0x9),in_port(3),eth_type(0x0800),ipv4(frag=no)',
+  );
+  t.equal(
+    traceableFlow(
+      'tunnel(tun_id=0x0,src=192.0.2.12,dst=192.0.2.11,geneve(),flags(-df-csum+key)),recirc_id(0x9),in_port(4), packets:15, bytes:1110, used:1.075s, flags:S, actions:drop',
+    ),
+    'tunnel(ttl=64,tun_id=0x0,src=192.0.2.12,dst=192.0.2.11,geneve(),flags(-df-csum+key)),recirc_id(0x9),in_port(4)',
+  );
+  t.equal(traceableFlow('tunnel(ttl=5,src=1.1.1.1),in_port(4), packets:1'), 'tunnel(ttl=5,src=1.1.1.1),in_port(4)');
+  t.end();
 });

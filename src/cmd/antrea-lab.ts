@@ -27,6 +27,7 @@ import { labClient, labComponent, LabPaths, labUp, findPod, probePods, runningLa
 import { runDemo } from '../lab/demo.ts';
 import { auditIsolation } from '../lab/fabric.ts';
 import { antreaCni, bridgeCni } from '../lab/node-cni.ts';
+import { seededPlacement } from '../lab/model.ts';
 import { MATRIX_LEGEND, probeMatrix, renderMatrix } from '../lab/probe.ts';
 import { resolveDataDir, readState, type LabCni } from '../lab/state.ts';
 import { LabSupervisor } from '../lab/supervisor.ts';
@@ -53,6 +54,8 @@ const USAGE = `usage: antrea-lab COMMAND [options]
                 --verbose          print expected and actual matrices of wrong probes
                 --diagnose-dir DIR when a probe stays wrong, record why (flows hit, conntrack,
                                    datapath flows per Node) under DIR before the case cleans up
+                --placement-seed N place the nine model Pods on the Nodes by a shuffle drawn
+                                   from N (the same N, the same placement; default: scheduler)
               Uses the running lab, or brings one up (--nodes, default 2) and removes it after.
   component   kill, stop, start or restart a component of the running lab (fault injection):
                 antrea-lab component ACTION COMPONENT [--node NODE]
@@ -342,9 +345,15 @@ async function conformance(args: string[]): Promise<number> {
     nodes: { type: 'string' },
     verbose: { type: 'boolean' },
     'diagnose-dir': { type: 'string' },
+    'placement-seed': { type: 'string' },
   });
   const dir = str(values['cases']);
   const diagnoseDir = str(values['diagnose-dir']);
+  const seedText = str(values['placement-seed']);
+  const seed = seedText === undefined ? undefined : Number(seedText);
+  if (seed !== undefined && !(Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff)) {
+    throw new UsageError(`--placement-seed: must be an integer from 0 to 4294967295, got "${seedText ?? ''}"`);
+  }
   if (dir === undefined) throw new UsageError('conformance: --cases DIR is required');
   const retrySeconds = Number(str(values['retry-seconds']) ?? '10');
   if (!Number.isFinite(retrySeconds) || retrySeconds < 0)
@@ -385,6 +394,11 @@ async function conformance(args: string[]): Promise<number> {
     if (cases.length > 0) {
       const client = labClient(paths);
       try {
+        const nodeNames = (runningLab(paths)?.nodes ?? []).map((n) => n.name);
+        const placement = seed === undefined ? undefined : seededPlacement(nodeNames, seed);
+        if (placement !== undefined) {
+          say(`placement (seed ${seed ?? ''}): ${[...placement].map(([pod, node]) => `${pod}@${node}`).join(' ')}`);
+        }
         say(`running ${cases.length} case(s) from ${dir}`);
         const outcomes = await new ConformanceRunner({
           client,
@@ -392,6 +406,7 @@ async function conformance(args: string[]): Promise<number> {
           retrySeconds,
           say,
           ...(diagnoseDir === undefined ? {} : { diagnose: { dir: resolve(diagnoseDir), runner } }),
+          ...(placement === undefined ? {} : { placement }),
           onCase: (o) => {
             say(formatOutcome(o));
             if (verbose) for (const d of o.diffs) say(d.replace(/^/gm, '    '));

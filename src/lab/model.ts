@@ -68,13 +68,44 @@ function containers(kind: ModelKind): { name: string; image: string; ports: Cont
   ];
 }
 
-export function modelPod(ns: string, name: string, kind: ModelKind): Record<string, unknown> {
+/** A model Pod; with `node`, pinned to that Node (nodeSelector on `kubernetes.io/hostname`). */
+export function modelPod(ns: string, name: string, kind: ModelKind, node?: string): Record<string, unknown> {
   return {
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: { name, namespace: ns, labels: modelPodLabels(name, kind), annotations: { [MODEL_ANNOTATION]: kind } },
-    spec: { containers: containers(kind), terminationGracePeriodSeconds: 1 },
+    spec: {
+      containers: containers(kind),
+      terminationGracePeriodSeconds: 1,
+      ...(node === undefined ? {} : { nodeSelector: { 'kubernetes.io/hostname': node } }),
+    },
   };
+}
+
+/**
+ * A placement of the nine model Pods on `nodes` drawn from `seed`: a seeded shuffle of the Pods
+ * dealt round-robin, so every Node gets some (given at least as many Pods) and the same seed gives
+ * the same placement. Pure. Throws on an empty node list.
+ */
+export function seededPlacement(nodes: readonly string[], seed: number): Map<string, string> {
+  if (nodes.length === 0) throw new Error('seededPlacement: no Nodes to place the model Pods on');
+  let x = seed >>> 0 || 0x9e3779b9;
+  const next = (): number => {
+    // xorshift32
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x;
+  };
+  const keys = [...MODEL_KEYS];
+  for (let i = keys.length - 1; i > 0; i--) {
+    const j = next() % (i + 1);
+    [keys[i], keys[j]] = [keys[j] ?? '', keys[i] ?? ''];
+  }
+  const offset = next() % nodes.length;
+  return new Map(keys.map((k, i) => [k, nodes[(i + offset) % nodes.length] ?? '']));
 }
 
 export interface ModelPod {
@@ -88,6 +119,11 @@ export interface EnsureModelOptions {
   readonly clock?: Clock;
   /** How long the Pods may take to run (default 120 s). */
   readonly timeoutMs?: number;
+  /**
+   * Pod key → Node: a model Pod elsewhere (or not pinned there) is recreated on its Node. Absent:
+   * wherever the scheduler puts them (and existing Pods stay where they are).
+   */
+  readonly placement?: ReadonlyMap<string, string>;
 }
 
 /**
@@ -119,16 +155,22 @@ export async function ensureModel(
     const [ns, name] = key.split('/') as [string, string];
     const ref = { apiVersion: 'v1', resource: 'pods', namespace: ns, name } as const;
     let cur = await client.find<Pod>(ref);
+    const node = o.placement?.get(key);
+    const pinned = (cur?.spec as { nodeSelector?: Record<string, string> } | undefined)?.nodeSelector?.[
+      'kubernetes.io/hostname'
+    ];
     if (
       cur !== undefined &&
-      (cur.metadata?.annotations?.[MODEL_ANNOTATION] !== kind || cur.metadata.deletionTimestamp !== undefined)
+      (cur.metadata?.annotations?.[MODEL_ANNOTATION] !== kind ||
+        cur.metadata.deletionTimestamp !== undefined ||
+        (node !== undefined && pinned !== node))
     ) {
       recreate.push(key);
       await client.delete(ref);
       await waitGone(client, ref, clock);
       cur = undefined;
     }
-    if (cur === undefined) await client.create(ref, modelPod(ns, name, kind));
+    if (cur === undefined) await client.create(ref, modelPod(ns, name, kind, node));
     else await resetLabels(client, ref, cur.metadata?.labels ?? {}, modelPodLabels(name, kind));
   }
   if (recreate.length > 0) o.say?.(`recreated ${recreate.length} Pod(s) for the ${kind} model`);

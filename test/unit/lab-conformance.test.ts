@@ -12,7 +12,7 @@ import {
 } from '../../src/lab/conformance/cases.ts';
 import { JsonSchema } from '../../src/lab/conformance/json-schema.ts';
 import { formatOutcome, summarize } from '../../src/lab/conformance/runner.ts';
-import { MODEL_KEYS, modelPod } from '../../src/lab/model.ts';
+import { MODEL_KEYS, modelPod, seededPlacement } from '../../src/lab/model.ts';
 import { podPorts } from '../../src/lab/kubelet.ts';
 
 const root = join(import.meta.dirname, '..', 'conformance');
@@ -233,5 +233,21 @@ t.test('the model Pods declare the ports and names the README describes', (t) =>
     udp: [80, 81],
     unsupported: ['80/SCTP', '81/SCTP'],
   });
+  t.end();
+});
+
+t.test('seededPlacement: every model Pod on a Node, every Node used, the same seed the same placement', (t) => {
+  const nodes = ['node-1', 'node-2', 'node-3'];
+  const p = seededPlacement(nodes, 7);
+  t.same([...p.keys()].sort(), [...MODEL_KEYS].sort(), 'all nine Pods placed');
+  t.same(new Set(p.values()), new Set(nodes), 'every Node gets some');
+  t.same([...seededPlacement(nodes, 7)], [...p], 'deterministic');
+  const distinct = new Set(Array.from({ length: 20 }, (_, seed) => JSON.stringify([...seededPlacement(nodes, seed)])));
+  t.ok(distinct.size > 10, `different seeds give different placements (${distinct.size} of 20)`);
+  t.same(new Set(seededPlacement(['only'], 3).values()), new Set(['only']), 'one Node takes all');
+  t.throws(() => seededPlacement([], 1), /no Nodes/);
+  const pinned = modelPod('x', 'a', 'k8s', 'node-2') as { spec: { nodeSelector?: Record<string, string> } };
+  t.same(pinned.spec.nodeSelector, { 'kubernetes.io/hostname': 'node-2' }, 'a placed Pod is pinned by hostname');
+  t.equal((modelPod('x', 'a', 'k8s') as { spec: { nodeSelector?: unknown } }).spec.nodeSelector, undefined);
   t.end();
 });

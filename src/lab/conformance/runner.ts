@@ -73,6 +73,8 @@ export interface ConformanceOptions {
    * `dir/<case>-step<N>-<proto>-<port>/`, a summary through `say`.
    */
   readonly diagnose?: { readonly dir: string; readonly runner: CommandRunner };
+  /** Pod key → Node for the model Pods (see ensureModel); absent: wherever the scheduler puts them. */
+  readonly placement?: ReadonlyMap<string, string>;
 }
 
 const KIND_RESOURCES: Readonly<Record<string, { resource: string; namespaced: boolean }>> = {
@@ -177,7 +179,11 @@ export class ConformanceRunner {
       diffs,
     });
     try {
-      const model = await ensureModel(this.o.client, c.model);
+      const model = await ensureModel(
+        this.o.client,
+        c.model,
+        this.o.placement === undefined ? {} : { placement: this.o.placement },
+      );
       const ips = new Map(model.map((p) => [p.key, p.ip]));
       const pods = (await probePods(this.o.paths, this.o.client, [...MODEL_NAMESPACES])).filter((p) => ips.has(p.key));
       if (pods.length !== MODEL_KEYS.length) throw new Error(`only ${pods.length} of 9 model Pods can be probed`);

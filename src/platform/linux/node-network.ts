@@ -140,7 +140,7 @@ export class LinuxNodeNetwork implements NodeNetwork {
       for (const a of addrs) await this.host.addAddress(to.index, a.cidr);
       for (const a of addrs) await this.host.deleteAddress(from.index, a.cidr);
       for (const r of routes) {
-        await this.host.addRoute({
+        await this.addRouteOnceReachable(spec.to, {
           dst: r.dst,
           ...(r.gateway === undefined ? {} : { gateway: r.gateway }),
           oif: to.index,
@@ -157,6 +157,33 @@ export class LinuxNodeNetwork implements NodeNetwork {
     const final = await this.host.link(spec.to);
     if (final === undefined) throw new HostNetworkError('HOST_INTERFACE_NOT_FOUND', `${spec.to} vanished`);
     return LinuxNodeNetwork.describe(final, await this.host.addresses(final.index));
+  }
+
+  /**
+   * Adds a gateway route out of `linkName`, retrying for up to `timeoutMs` while the kernel answers
+   * ENETUNREACH: ovs-vswitchd may still be taking the bridge's fresh internal port down and up,
+   * and while it is down its connected route, through which the gateway is reached, is gone. Any
+   * other error, or ENETUNREACH past the deadline, is thrown.
+   */
+  private async addRouteOnceReachable(
+    linkName: string,
+    route: Parameters<Netlink['addRoute']>[0],
+    timeoutMs = 5_000,
+  ): Promise<void> {
+    const deadline = this.clock.monotonic() + timeoutMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.host.addRoute(route);
+        if (attempt > 1) this.logger.info('gateway route added after retrying', { link: linkName, attempt });
+        return;
+      } catch (err) {
+        const errno = err instanceof HostNetworkError ? err.details['errno'] : undefined;
+        if (errno !== 'ENETUNREACH' || this.clock.monotonic() >= deadline) throw err;
+        const link = await this.host.link(linkName);
+        if (link !== undefined && !link.up) await this.host.setLink(link.index, { up: true });
+        await this.clock.sleep(50);
+      }
+    }
   }
 
   async configureGateway(spec: GatewaySpec): Promise<HostInterface> {

@@ -7,7 +7,8 @@
  * the same Node and across Nodes (the Geneve tunnel; no policy, so the whole matrix is allowed),
  * then NetworkPolicy: deny-all ingress to Namespace y plus an allow from x/a makes the TCP matrix
  * exactly that (real TCP connections, across Nodes too), and deleting both policies brings the whole
- * matrix back; deleting a Pod removes its port, and `down` leaves nothing. Services are in
+ * matrix back; deleting a Pod removes its port; `antrea-lab conformance` passes every Kubernetes
+ * case with the Pods placed by a seeded shuffle; and `down` leaves nothing. Services are in
  * lab-proxy.test.ts; faults in lab-faults.test.ts.
  * Skipped where the tree has no antrea-agent yet.
  */
@@ -27,6 +28,10 @@ const agentMissing = !existsSync(join(ROOT, 'src', 'cmd', 'antrea-agent.ts'))
   ? 'no src/cmd/antrea-agent.ts in this tree yet ([pod-networking])'
   : undefined;
 const skip = integrationSkipReason() ?? agentMissing;
+const casesDir = [
+  '/work/shared/conformance/netpol/k8s',
+  join(ROOT, '..', 'shared', 'conformance', 'netpol', 'k8s'),
+].find((d) => existsSync(d));
 if (skip !== undefined) t.plan(0, skip);
 
 async function brIntPorts(dbSock: string, netns: string): Promise<string[]> {
@@ -166,6 +171,30 @@ t.test('a 2-Node lab on antrea-agent', async (t) => {
   );
   const after = await brIntPorts(db, node.netns);
   t.equal(after.length, before.length - 1, 'CNI DEL removed the Pod port from br-int');
+
+  // The Kubernetes conformance cases through the lab's own runner, the model Pods placed by a
+  // seeded shuffle (other Nodes than the scheduler chose; a deleted Pod comes back).
+  if (casesDir === undefined) {
+    t.pass('antrea-lab conformance with the Kubernetes cases', {
+      skip: 'the conformance cases (../shared/conformance/netpol/k8s) are not on this machine',
+    });
+  } else {
+    const conf = await labCli(
+      ['conformance', '--data-dir', lab.dataDir, '--cases', casesDir, '--placement-seed', '5'],
+      600_000,
+    );
+    const summary = conf.stdout.split('\n').find((l) => /^\d+ passed, \d+ failed, \d+ skipped$/.test(l)) ?? '';
+    t.comment(summary);
+    t.equal(conf.exitCode, 0, 'antrea-lab conformance --cases k8s --placement-seed 5: exit status 0', {
+      output:
+        conf.stdout
+          .split('\n')
+          .filter((l) => !l.startsWith('PASS'))
+          .join('\n') + conf.stderr,
+    });
+    t.match(summary, /^\d+ passed, 0 failed, \d+ skipped$/, 'every case passes (SCTP skipped)');
+    t.match(conf.stdout, /^placement \(seed 5\): /m, 'the placement is printed');
+  }
 
   const down = await labCli(['down', '--data-dir', lab.dataDir]);
   t.equal(down.exitCode, 0, 'down: exit status 0', { output: down.stdout + down.stderr });

@@ -27,6 +27,36 @@ import { until as untilDefault } from './wait.ts';
 const NS = 'kube-system';
 export const NODE = 'node-1';
 const PROBE = join(import.meta.dirname, 'netpol-probe.ts');
+
+/**
+ * One probe from the Pod namespace `ns` (netpol-probe.ts, 1 s timeout; from `srcPort` if given):
+ * whether it got through, and the probe's line ("ok" or "fail: <why>").
+ */
+export async function probeOnce(
+  ns: string,
+  proto: 'tcp' | 'udp',
+  ip: string,
+  port: number,
+  srcPort?: number,
+): Promise<{ ok: boolean; line: string }> {
+  const r = await runner.run(
+    'ip',
+    [
+      'netns',
+      'exec',
+      ns,
+      process.execPath,
+      PROBE,
+      proto,
+      ip,
+      String(port),
+      '1000',
+      ...(srcPort === undefined ? [] : [String(srcPort)]),
+    ],
+    { okExitCodes: [1], timeoutMs: 20_000 },
+  );
+  return { ok: r.exitCode === 0, line: r.stdout.trim() };
+}
 const FORWARD = join(import.meta.dirname, 'uds-forward.ts');
 
 export interface CpPod extends PodRef {
@@ -379,23 +409,7 @@ export class ControlplaneNode {
 
   /** One TCP connection (from `srcPort` if given, else an ephemeral port); true if it got through. */
   async probe(from: CpPod, to: CpPod, port = 80, srcPort?: number): Promise<boolean> {
-    const r = await runner.run(
-      'ip',
-      [
-        'netns',
-        'exec',
-        from.ns,
-        process.execPath,
-        PROBE,
-        'tcp',
-        to.ip,
-        String(port),
-        '1000',
-        ...(srcPort === undefined ? [] : [String(srcPort)]),
-      ],
-      { okExitCodes: [1], timeoutMs: 20_000 },
-    );
-    return r.exitCode === 0;
+    return (await probeOnce(from.ns, 'tcp', to.ip, port, srcPort)).ok;
   }
 
   /** Probes until the result is `want` (or 15 s pass); returns the last result. */

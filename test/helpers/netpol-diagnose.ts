@@ -3,12 +3,10 @@
  * records the flows the pairs' packets hit, conntrack and datapath flows per Node, and the probe's
  * own failure reason (twice from an ephemeral source port, once from a fixed one).
  */
-import { join } from 'node:path';
 import { diagnoseWrongPairs, type WrongPair } from '../../src/lab/diagnose.ts';
 import type { AgentNode } from './agent-node.ts';
+import { probeOnce } from './controlplane-node.ts';
 import { runner } from './env.ts';
-
-const PROBE = join(import.meta.dirname, 'netpol-probe.ts');
 
 export interface DiagnosedPair extends WrongPair {
   /** The source Pod's netns name. */
@@ -35,14 +33,10 @@ export async function diagnosePairs(
     reprobe: async (w, attempt) => {
       const p = byKey.get(`${w.from}>${w.to}`);
       if (p === undefined) return 'unknown pair';
-      const sport = attempt === 2 ? ['45678'] : [];
+      const sport = attempt === 2 ? 45678 : undefined;
       try {
-        const r = await runner.run(
-          'ip',
-          ['netns', 'exec', p.fromNs, process.execPath, PROBE, p.proto, p.toIp, String(p.port), '1000', ...sport],
-          { timeoutMs: 30_000, okExitCodes: [1] },
-        );
-        return `${sport.length > 0 ? 'sport 45678' : 'ephemeral'}: ${r.stdout.trim()}`;
+        const r = await probeOnce(p.fromNs, p.proto, p.toIp, p.port, sport);
+        return `${sport === undefined ? 'ephemeral' : `sport ${sport}`}: ${r.line}`;
       } catch (err) {
         return `probe failed: ${err instanceof Error ? err.message : String(err)}`;
       }

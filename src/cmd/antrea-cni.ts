@@ -6,7 +6,8 @@
  * Antrea's default (/var/run/antrea/cni.sock on Linux, \\.\pipe\cnisock on Windows).
  *
  * Start-up time counts towards every Pod's start, so this file and what it imports stay small: no
- * logger, no gRPC library, only node: built-ins.
+ * logger, no gRPC library, only node: built-ins; the install step bundles them into one script
+ * (src/common/cni/compile.ts).
  */
 import { readFileSync } from 'node:fs';
 import { cniMethodPath } from '../common/apis/cni/proto.ts';
@@ -38,15 +39,24 @@ async function main(): Promise<number> {
   return out.exitCode;
 }
 
+/**
+ * Ends the process once what was written is out. The plugin's work is done by then: exiting at once
+ * spares every Pod's ADD and DEL the heap teardown of a normal exit.
+ */
+function exitWhenFlushed(code: number): void {
+  process.exitCode = code;
+  let pending = 2;
+  const flushed = (): void => {
+    if (--pending === 0) process.exit(code);
+  };
+  process.stdout.write('', flushed);
+  process.stderr.write('', flushed);
+}
+
 if (import.meta.main) {
-  main().then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (err: unknown) => {
-      // Only an I/O failure reading stdin can get here; the spec's IO_FAILURE is code 5.
-      process.stdout.write(JSON.stringify({ cniVersion: '1.1.0', code: 5, msg: `antrea-cni: ${String(err)}` }) + '\n');
-      process.exitCode = 1;
-    },
-  );
+  main().then(exitWhenFlushed, (err: unknown) => {
+    // Only an I/O failure reading stdin can get here; the spec's IO_FAILURE is code 5.
+    process.stdout.write(JSON.stringify({ cniVersion: '1.1.0', code: 5, msg: `antrea-cni: ${String(err)}` }) + '\n');
+    exitWhenFlushed(1);
+  });
 }

@@ -103,7 +103,7 @@ t.test(
       cniVersion: '1.1.0',
       supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'],
     });
-    t.equal(r.entry, join(dir, 'cache', 'plugin', 'cmd', 'antrea-cni.mjs'), 'the launcher runs the compiled plugin');
+    t.equal(r.entry, join(dir, 'cache', 'antrea-cni.cjs'), 'the launcher runs the bundled plugin');
     t.match(readFileSync(r.pluginPath, 'utf8'), `'${r.entry}'`);
     const ts = await installCni({
       binDir: join(dir, 'bin-ts'),
@@ -174,39 +174,90 @@ t.test(
   },
 );
 
-t.test('compilePlugin strips the types of the plugin and its imports into .mjs files', (t) => {
+t.test('compilePlugin bundles the plugin and its imports into one CommonJS script', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'ats-compile-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const src = join(dir, 'src');
   mkdirSync(join(src, 'lib'), { recursive: true });
-  writeFileSync(
-    join(src, 'main.ts'),
-    "import { type T, double } from './lib/util.ts';\nimport type { U } from './lib/types.ts';\nconst x: T = double(21);\nconsole.log(x satisfies U);\n",
+  const write = (name: string, code: string): string => {
+    writeFileSync(join(src, name), code);
+    return join(src, name);
+  };
+  write(
+    'main.ts',
+    [
+      "import { type T, double, half as halve } from './lib/util.ts';",
+      "import type { U } from './lib/types.ts';",
+      "import { readFileSync } from 'node:fs';",
+      "import { join as joinPath } from 'node:path';",
+      'const x: T = double(21);',
+      'if (import.meta.main) {',
+      "  process.stdout.write(JSON.stringify([x satisfies U, halve(x), typeof readFileSync, joinPath('a', 'b')]));",
+      '}',
+      '',
+    ].join('\n'),
   );
-  writeFileSync(
-    join(src, 'lib', 'util.ts'),
-    'export type T = number;\nexport { half } from "./half.ts";\nexport function double(n: number): T {\n  return n * 2;\n}\n',
+  write(
+    'lib/util.ts',
+    [
+      "import { readFileSync } from 'node:fs';",
+      'export type T = number;',
+      'export function double(n: number): T {',
+      '  return n * 2;',
+      '}',
+      'export const half = (n: number): number => n / 2;',
+      'export class Unused {',
+      '  read = readFileSync;',
+      '}',
+      '',
+    ].join('\n'),
   );
-  writeFileSync(join(src, 'lib', 'half.ts'), 'export const half = (n: number): number => n / 2;\n');
-  writeFileSync(join(src, 'lib', 'types.ts'), 'export type U = number;\n');
-  const out = compilePlugin(join(src, 'main.ts'), join(dir, 'out'));
-  t.equal(out, join(dir, 'out', 'main.mjs'));
-  const util = readFileSync(join(dir, 'out', 'lib', 'util.mjs'), 'utf8');
-  t.match(util, 'from "./half.mjs"', 're-exports point at the compiled files');
-  t.notMatch(util, ': number', 'types are gone');
-  t.equal(util.split('\n').length, 6, 'lines are kept');
-  t.match(readFileSync(out, 'utf8'), "from './lib/util.mjs'");
-  t.notOk(existsSync(join(dir, 'out', 'lib', 'types.mjs')), 'type-only imports are not compiled');
-  t.ok(existsSync(join(dir, 'out', 'lib', 'half.mjs')));
-  writeFileSync(join(src, 'broken.ts'), "import { x } from './missing.ts';\n");
-  t.throws(() => compilePlugin(join(src, 'broken.ts'), join(dir, 'out2')), {
-    name: 'ValidationError',
-    message: /^pluginEntry: cannot compile .*missing\.ts/,
-  });
-  t.throws(() => compilePlugin(join(src, 'main.ts'), join(dir, 'out3'), null), {
+  write('lib/types.ts', 'export type U = number;\n');
+  const out = compilePlugin(join(src, 'main.ts'), join(dir, 'out', 'plugin.cjs'));
+  t.equal(out, join(dir, 'out', 'plugin.cjs'));
+  const code = readFileSync(out, 'utf8');
+  t.notMatch(code, /^\s*(import|export)\b/m, 'no module syntax is left');
+  t.notMatch(code, ': number', 'types are gone');
+  t.equal(code.match(/getBuiltinModule\("node:fs"\)/g)?.length, 1, 'a built-in binding imported twice is taken once');
+  t.ok(code.indexOf('// ==== lib/util.ts') < code.indexOf('// ==== main.ts'), 'dependencies come first');
+  const run = await createCommandRunner().run(process.execPath, [out]);
+  t.same(JSON.parse(run.stdout), [42, 21, 'function', join('a', 'b')], 'the bundle runs as the entry would');
+
+  const rejects = (entry: string, message: RegExp, what: string): void => {
+    t.throws(() => compilePlugin(entry, join(dir, 'bad', 'x.cjs')), { name: 'ValidationError', message }, what);
+  };
+  rejects(
+    write('missing.ts', "import { x } from './nope.ts';\n"),
+    /^pluginEntry: cannot compile .*nope\.ts/,
+    'missing',
+  );
+  rejects(write('reexport.ts', "export { double } from './lib/util.ts';\n"), /an export form/, 're-export');
+  rejects(write('default.ts', "import fs from 'node:fs';\nfs;\n"), /an import form/, 'default import');
+  rejects(write('dynamic.ts', "await import('./lib/util.ts');\n"), /an import form/, 'dynamic import');
+  rejects(write('meta.ts', 'import.meta.dirname;\n'), /an import form/, 'import.meta other than main');
+  rejects(
+    write('pkg.ts', "import { Server } from '@grpc/grpc-js';\nServer;\n"),
+    /import of "@grpc\/grpc-js"/,
+    'package',
+  );
+  rejects(
+    write(
+      'clash.ts',
+      "import { double } from './lib/util.ts';\nfunction half(): number {\n  return double(1);\n}\nhalf();\n",
+    ),
+    /top-level name "half" is also declared by lib\/util\.ts/,
+    'two modules declare one name',
+  );
+  rejects(write('destructure.ts', 'const { a } = { a: 1 };\na;\n'), /destructuring/, 'destructuring');
+  write('cycle-b.ts', "import { a } from './cycle-a.ts';\nexport const b = a;\n");
+  rejects(
+    write('cycle-a.ts', "import { b } from './cycle-b.ts';\nexport const a = 1;\nb;\n"),
+    /an import cycle/,
+    'cycle',
+  );
+  t.throws(() => compilePlugin(join(src, 'main.ts'), join(dir, 'out3', 'x.cjs'), null), {
     message: /^stripTypeScriptTypes: /,
   });
-  t.end();
 });
 
 t.test('the Windows launcher configuration', (t) => {
@@ -254,7 +305,7 @@ t.test('installCni for Windows writes antrea.exe, its configuration and a dns-ca
   t.equal(r.pluginPath, join(dir, 'bin', 'antrea.exe'));
   t.same(readFileSync(r.pluginPath), exe, 'antrea.exe is the launcher');
   t.notOk(existsSync(join(dir, 'bin', 'antrea')), 'no POSIX launcher');
-  t.equal(r.entry, join(dir, 'cache', 'plugin', 'cmd', 'antrea-cni.mjs'), 'runs the compiled plugin');
+  t.equal(r.entry, join(dir, 'cache', 'antrea-cni.cjs'), 'runs the bundled plugin');
   t.equal(
     readFileSync(join(dir, 'bin', WINDOWS_LAUNCHER_CONFIG), 'utf8'),
     windowsLauncherConfig({ ...base, pluginEntry: r.entry }),

@@ -8,8 +8,8 @@
  * The plugin executable is a small launcher that runs src/cmd/antrea-cni.ts on the project's pinned
  * Node with a compile cache (type stripping on every call would cost ~60 ms; with the cache the
  * plugin starts within a few ms of bare Node), and points it at the agent's CNI socket. By default
- * it runs the plugin compiled to plain JavaScript at install time (compile.ts), so Node does not
- * even load its TypeScript stripper. The install
+ * it runs the plugin bundled into one plain JavaScript file at install time (compile.ts), so Node
+ * neither loads its TypeScript stripper nor its ES module loader. The install
  * runs the plugin once (VERSION) to warm that cache. Files are written to a temporary name and
  * renamed, so a runtime never executes a half-written plugin.
  *
@@ -32,6 +32,8 @@ export const PLUGIN_FILE = { linux: 'antrea', windows: 'antrea.exe' } as const;
 /** The Windows launcher's configuration, next to antrea.exe. */
 export const WINDOWS_LAUNCHER_CONFIG = 'antrea.launcher';
 export const CONFLIST_NAME = '10-antrea.conflist';
+/** The bundled plugin, in the compile cache directory. */
+export const PLUGIN_BUNDLE = 'antrea-cni.cjs';
 
 export interface InstallCniOptions {
   readonly binDir: string;
@@ -68,8 +70,9 @@ export interface InstallCniOptions {
   /** Runs the plugin once to fill the compile cache (skipped when absent). */
   readonly runner?: CommandRunner;
   /**
-   * Run the plugin as JavaScript compiled from `pluginEntry` into `compileCacheDir`/plugin
-   * (compile.ts), not as TypeScript: a faster start. Default true where Node can strip types.
+   * Run the plugin as one JavaScript file bundled from `pluginEntry` into
+   * `compileCacheDir`/antrea-cni.cjs (compile.ts), not as TypeScript: a faster start. Default true
+   * where Node can strip types.
    */
   readonly compile?: boolean;
 }
@@ -196,7 +199,7 @@ export async function installCni(o: InstallCniOptions): Promise<InstallResult> {
   }
   const entry =
     o.compile !== false && typeStripper() !== undefined
-      ? compilePlugin(o.pluginEntry, join(o.compileCacheDir, 'plugin'))
+      ? compilePlugin(o.pluginEntry, join(o.compileCacheDir, PLUGIN_BUNDLE))
       : o.pluginEntry;
   const run = { ...o, pluginEntry: entry };
   const windows = launcher !== undefined;

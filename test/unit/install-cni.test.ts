@@ -223,6 +223,12 @@ t.test('compilePlugin bundles the plugin and its imports into one CommonJS scrip
   const run = await createCommandRunner().run(process.execPath, [out]);
   t.same(JSON.parse(run.stdout), [42, 21, 'function', join('a', 'b')], 'the bundle runs as the entry would');
 
+  const lead = compilePlugin(
+    write('lead.ts', "import.meta.main && process.stdout.write('main');\n"),
+    join(dir, 'out', 'lead.cjs'),
+  );
+  t.equal((await createCommandRunner().run(process.execPath, [lead])).stdout, 'main', 'import.meta.main anywhere');
+
   const rejects = (entry: string, message: RegExp, what: string): void => {
     t.throws(() => compilePlugin(entry, join(dir, 'bad', 'x.cjs')), { name: 'ValidationError', message }, what);
   };

@@ -29,7 +29,7 @@ export function typeStripper(): Strip | undefined {
 /** A static import statement: `import { ... } from '...'` (specifier list may span lines). */
 const NAMED_IMPORT = /^import\s*\{([^}]*)\}\s*from\s*(['"])([^'"\n]+)\2\s*;?/gm;
 /** Any other use of `import` as a statement or expression (rejected). */
-const OTHER_IMPORT = /^import\b|\bimport\s*\(|\bimport\.meta(?!\.main\b)/m;
+const OTHER_IMPORT = /^import\b|\bimport\s*\(|\bimport\.meta\b/m;
 /** Exported declarations, and every other export form (rejected). */
 const EXPORTED_DECLARATION = /^export\s+(?=(?:async\s+)?function\b|class\b|const\b|let\b)/gm;
 const OTHER_EXPORT = /^export\b/m;
@@ -103,11 +103,11 @@ function parseModule(file: string, strip: Strip): Module {
     }
     return '';
   });
+  body = body.replaceAll('import.meta.main', '(require.main === module)');
   if (OTHER_IMPORT.test(body)) throw unsupported(file, 'an import form other than `import { ... } from`');
   body = body.replace(EXPORTED_DECLARATION, '');
   if (OTHER_EXPORT.test(body)) throw unsupported(file, 'an export form other than an exported declaration');
   if (TOP_LEVEL_PATTERN.test(body)) throw unsupported(file, 'a top-level destructuring declaration');
-  body = body.replaceAll('import.meta.main', '(require.main === module)');
   const declared = [...body.matchAll(TOP_LEVEL_NAME)].map((m) => m[1] ?? '');
   return { file, body, deps, builtins, aliases, declared };
 }

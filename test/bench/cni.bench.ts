@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- cni [--pods N]`
+ * `npm run bench -- cni [--pods N] [--burst N]`
  *
  * CNI ADD and DEL latency for N Pods (default 100) on one real Node (antrea-agent in a Node
  * namespace with a private userspace OVS and its own OpenFlow pipeline), measured from the
@@ -10,6 +10,9 @@
  * (not the Node's, where ovs-vswitchd would react to them). Both are exec'd from a small helper process. The
  * ratio is baseline / ours at p50 (> 1 would be faster than the baseline); the goal for ADD is a
  * ratio of at least 1/3 (within 3x). `agent_steps` says where the agent's share goes.
+ *
+ * Then a burst (default 30, at most N): that many Pods added at once and deleted at once, and the
+ * baseline's kernel work for as many at once (`add-burst`; the agent's own p50/p99 beside it).
  *
  * Also measured: the plugin's start-up (VERSION) against bare Node and against loading
  * @grpc/grpc-js, and the agent's own share of ADD (from its log).
@@ -28,18 +31,22 @@ import { emit, percentile, round } from './lib.ts';
 
 interface Options {
   pods: number;
+  burst: number;
 }
 
 function parseArgs(args: string[]): Options {
-  const opts: Options = { pods: 100 };
+  const opts: Options = { pods: 100, burst: 30 };
   for (let i = 0; i < args.length; i++) {
     const v = Number(args[i + 1]);
-    if (args[i] !== '--pods' || !Number.isInteger(v) || v < 1) {
-      throw new Error(`usage: npm run bench -- cni [--pods N] (bad: ${args[i]})`);
+    const flag = args[i];
+    if ((flag !== '--pods' && flag !== '--burst') || !Number.isInteger(v) || v < (flag === '--burst' ? 0 : 1)) {
+      throw new Error(`usage: npm run bench -- cni [--pods N] [--burst N] (bad: ${flag} ${args[i + 1]})`);
     }
-    opts.pods = v;
+    if (flag === '--pods') opts.pods = v;
+    else opts.burst = v;
     i++;
   }
+  if (opts.burst > opts.pods) throw new Error(`--burst (${opts.burst}) cannot exceed --pods (${opts.pods})`);
   return opts;
 }
 
@@ -136,6 +143,22 @@ async function bareOvs(
   return { addPort, reconfiguresPerPort: round((after - before) / n, 2), counters };
 }
 
+/** The agent's ADD steps, as its "Pod network configured" log line gives them. */
+const ADD_STEPS = ['prepareMs', 'ipamMs', 'interfaceMs', 'portMs', 'ofportMs', 'flowsMs', 'flowsWaitMs', 'commitMs'];
+
+/** p50 of each step (`xMs` → `x_p50_ms`) over the last `n` agent log lines with message `msg`. */
+function stepFigures(log: string, msg: string, keys: readonly string[], n: number): Record<string, number> {
+  const steps: Record<string, number[]> = {};
+  for (const line of log.split('\n')) {
+    if (!line.includes(`"${msg}"`)) continue;
+    const rec = JSON.parse(line) as Record<string, unknown>;
+    for (const k of keys) if (typeof rec[k] === 'number') (steps[k] ??= []).push(rec[k]);
+  }
+  return Object.fromEntries(
+    Object.entries(steps).map(([k, v]) => [k.replace(/Ms$/, '_p50_ms'), round(percentile(v.slice(-n), 50))]),
+  );
+}
+
 export async function run(args: string[]): Promise<void> {
   const opts = parseArgs(args);
   if (process.getuid?.() !== 0) throw new Error('the cni benchmark needs root');
@@ -215,40 +238,8 @@ export async function run(args: string[]): Promise<void> {
       .map((m) => Number(m[1]))
       .slice(-opts.pods);
 
-    const steps: Record<string, number[]> = {};
-    for (const line of node.log().split('\n')) {
-      if (!line.includes('"Pod network configured"')) continue;
-      const rec = JSON.parse(line) as Record<string, unknown>;
-      for (const k of [
-        'prepareMs',
-        'ipamMs',
-        'interfaceMs',
-        'portMs',
-        'ofportMs',
-        'flowsMs',
-        'flowsWaitMs',
-        'commitMs',
-      ]) {
-        if (typeof rec[k] === 'number') (steps[k] ??= []).push(rec[k]);
-      }
-    }
-    const stepP50 = Object.fromEntries(
-      Object.entries(steps).map(([k, v]) => [k.replace(/Ms$/, '_p50_ms'), round(percentile(v.slice(-opts.pods), 50))]),
-    );
-    const delSteps: Record<string, number[]> = {};
-    for (const line of node.log().split('\n')) {
-      if (!line.includes('"Pod network removed"')) continue;
-      const rec = JSON.parse(line) as Record<string, unknown>;
-      for (const k of ['interfaceMs', 'ipamMs']) {
-        if (typeof rec[k] === 'number') (delSteps[k] ??= []).push(rec[k]);
-      }
-    }
-    const delStepP50 = Object.fromEntries(
-      Object.entries(delSteps).map(([k, v]) => [
-        k.replace(/Ms$/, '_p50_ms'),
-        round(percentile(v.slice(-opts.pods), 50)),
-      ]),
-    );
+    const stepP50 = stepFigures(node.log(), 'Pod network configured', ADD_STEPS, opts.pods);
+    const delStepP50 = stepFigures(node.log(), 'Pod network removed', ['interfaceMs', 'ipamMs'], opts.pods);
     const a = stats(add);
     const ab = stats(addBase);
     emit({
@@ -288,6 +279,56 @@ export async function run(args: string[]): Promise<void> {
       baseline: { what: 'ip: delete the veth', ...db },
       ratio: round(db.p50_ms / d.p50_ms, 3),
     });
+
+    // A burst: N Pods added at once, as a kubelet starting many Pods does, then deleted at once;
+    // the baseline likewise (its kernel work serializes on the kernel's locks too).
+    if (opts.burst > 0) {
+      const n = opts.burst;
+      const burstPods = pods.slice(0, n).map((p, i) => ({ ...p, containerId: `burst${process.pid}c${i}` }));
+      const burstAdd: number[] = [];
+      const burstAddBase: number[] = [];
+      const burstDel: number[] = [];
+      const addWall = await timeIt(() =>
+        Promise.all(burstPods.map(async (p) => burstAdd.push(ms(await node.cni('ADD', p, { runner }))))),
+      );
+      const baseWall = await timeIt(() =>
+        Promise.all(
+          burstPods.map(async (_p, i) =>
+            burstAddBase.push(
+              await timeIt(() =>
+                runner.run('sh', [
+                  '-c',
+                  baselineAdd(baseHost, baseNs[i]!, `b${i}`, `10.99.${i >> 8}.${(i & 0xff) + 1}`),
+                ]),
+              ),
+            ),
+          ),
+        ),
+      );
+      const delWall = await timeIt(() =>
+        Promise.all(burstPods.map(async (p) => burstDel.push(ms(await node.cni('DEL', p, { runner }))))),
+      );
+      await Promise.all(burstPods.map((_p, i) => runner.run('ip', ['-n', baseHost, 'link', 'del', `b${i}`])));
+      const agentBurst = [...node.log().matchAll(/"msg":"done".*"method":"CmdAdd".*"ms":(\d+)/g)]
+        .map((m) => Number(m[1]))
+        .slice(-n);
+      const ba = stats(burstAdd);
+      const bb = stats(burstAddBase);
+      emit({
+        bench: 'cni',
+        case: 'add-burst',
+        concurrency: n,
+        ...ba,
+        wall_ms: round(addWall),
+        agent_p50_ms: round(percentile(agentBurst, 50)),
+        agent_p99_ms: round(percentile(agentBurst, 99)),
+        agent_steps: stepFigures(node.log(), 'Pod network configured', ADD_STEPS, n),
+        del: { ...stats(burstDel), wall_ms: round(delWall) },
+        baseline: { what: 'the add baseline, all at once', ...bb, wall_ms: round(baseWall) },
+        ratio: round(bb.p50_ms / ba.p50_ms, 3),
+        anchor: 'agent budget: CNI ADD <= 50 ms p50 / <= 200 ms p99 at 30 concurrent Pods (perf-anchors 2.3)',
+      });
+    }
 
     // Start-up: the installed plugin answering VERSION, bare Node, and Node loading @grpc/grpc-js.
     const plugin = join(node.binDir, 'antrea');

@@ -13,6 +13,8 @@ import { T } from '../../src/common/agent/openflow/pipeline.ts';
 import { OpenFlowClient } from '../../src/common/ovs/openflow/client.ts';
 import { isOpenFlowError } from '../../src/common/ovs/openflow/errors.ts';
 import type { Flow } from '../../src/common/ovs/openflow/flow.ts';
+import { actions } from '../../src/common/agent/openflow/builder.ts';
+import { Group } from '../../src/common/ovs/openflow/group.ts';
 import type { OvsDaemons } from '../../src/platform/linux/ovs-daemons.ts';
 import { integrationSkipReason, runner, tempNetns, tempOvs, uniqueName } from '../helpers/env.ts';
 import { addBridge, dumpFlowLines, dumpGroupLines, dumpMeterTexts, ofctl, vsctl } from '../helpers/ovs-bridge.ts';
@@ -190,6 +192,74 @@ t.test(
     );
   },
 );
+
+t.test('changes requested together are committed in one bundle, and each caller gets its own outcome', async (t) => {
+  const ovs = await tempOvs(t);
+  const endpoint = await addBridge(ovs, 'br-gc');
+  let afterChanges = 0;
+  const { bridge, pipeline, cookies } = await startAgent(t, endpoint, 1, undefined, () => {
+    afterChanges++;
+    return Promise.resolve();
+  });
+  const base = await dumpFlowLines(endpoint);
+  const classifier = pipeline.table(T.Classifier);
+  const c = cookies.request('PodConnectivity', 9);
+  const podFlow = (port: number): Flow =>
+    classifier.flow(PRIORITY.low).cookie(c).matchInPort(port).loadRegMark(FromPodRegMark).gotoStage('validation');
+  const ports = Array.from({ length: 20 }, (_, i) => 100 + i);
+
+  afterChanges = 0;
+  await Promise.all(ports.map((p) => bridge.addFlows(`pod-${p}`, [podFlow(p)])));
+  t.equal(afterChanges, 1, 'twenty changes at once: one bundle, one afterChange');
+  t.same(await dumpFlowLines(endpoint), [...base, ...ports.map((p) => String(podFlow(p)))].sort(), 'all installed');
+
+  // Among changes requested together, a faulty one fails alone.
+  const bad = pipeline
+    .table(T.SpoofGuard)
+    .flow(PRIORITY.high)
+    .cookie(c)
+    .action({ type: 'meter', meterId: 4242 })
+    .next();
+  const outcomes = await Promise.allSettled([
+    bridge.deleteFlows('pod-100'),
+    bridge.addFlows('bad', [bad]),
+    bridge.addFlows('pod-120', [podFlow(120)]),
+    bridge.addFlows('dup', [podFlow(101)]), // owned by pod-101: refused by the record
+  ]);
+  t.same(
+    outcomes.map((o) => o.status),
+    ['fulfilled', 'rejected', 'fulfilled', 'rejected'],
+  );
+  const reason = (i: number): unknown => (outcomes[i] as PromiseRejectedResult).reason;
+  t.ok(isOpenFlowError(reason(1), 'OFPMMFC_INVALID_METER'), 'the switch refused the faulty flow');
+  t.match(reason(3), { code: 'INVALID_ARGUMENT', field: 'flows' }, 'the record refused the duplicate');
+  const now = [...ports.slice(1), 120].map((p) => String(podFlow(p)));
+  t.same(await dumpFlowLines(endpoint), [...base, ...now].sort(), 'the others are applied');
+  t.same(bridge.recordedFlows('bad'), [], 'the faulty change is not recorded');
+
+  // A group change is applied alone and in its turn: a flow using the group, requested right after
+  // it, finds it installed; deleting both in the opposite order works too.
+  const group = new Group({
+    groupId: 77,
+    type: 'select',
+    buckets: [{ weight: 100, actions: actions().resubmit(11).actions }],
+  });
+  const user = pipeline.table(T.ServiceLB).flow(PRIORITY.high).cookie(c).matchProtocol('udp').group(77).done();
+  afterChanges = 0;
+  await Promise.all([bridge.setGroup(group), bridge.addFlows('group-user', [user])]);
+  t.equal(afterChanges, 2, 'the group and the flow: two bundles');
+  t.ok(
+    (await dumpGroupLines(endpoint)).some((l) => l.includes('group_id=77')),
+    'the group is installed',
+  );
+  t.ok((await dumpFlowLines(endpoint)).includes(String(user)), 'and the flow using it');
+  await Promise.all([bridge.deleteFlows('group-user'), bridge.deleteGroup(77)]);
+  t.notOk(
+    (await dumpGroupLines(endpoint)).some((l) => l.includes('group_id=77')),
+    'the group is gone',
+  );
+  t.same(await dumpFlowLines(endpoint), [...base, ...now].sort(), 'and the flow');
+});
 
 t.test('userspace conntrack settings are applied on connecting and again after ovs-vswitchd restarts', async (t) => {
   const ovs = await tempOvs(t);

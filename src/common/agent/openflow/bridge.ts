@@ -6,11 +6,12 @@
  * first time after recording the features' initial state): a replay of every recorded meter, group
  * and flow, which also takes over what a previous agent left (groups, meters, identical flows).
  *
- * Operations run one at a time in call order. While the switch is unreachable they wait for the
+ * Operations run one at a time in call order; changes that pile up meanwhile are committed together
+ * (see {@link BridgeClient.change}). While the switch is unreachable they wait for the
  * reconnection (and its replay) up to `opTimeoutMs`, then fail with OPENFLOW_DISCONNECTED.
  */
 import { type Clock, systemClock } from '../../util/clock.ts';
-import { errorMessage } from '../../util/errors.ts';
+import { errorMessage, ValidationError } from '../../util/errors.ts';
 import { type Logger, nullLogger } from '../../util/log.ts';
 import type { OpenFlowClient } from '../../ovs/openflow/client.ts';
 import type { OpenFlowConnection, PacketInListener } from '../../ovs/openflow/connection.ts';
@@ -55,6 +56,40 @@ export interface BridgeClientOptions {
   readonly afterChange?: () => Promise<void>;
 }
 
+/** A change waiting in a batch (see {@link BridgeClient.change}). */
+interface PendingChange {
+  readonly build: (b: PlanBuilder) => void;
+  readonly resolve: () => void;
+  readonly reject: (err: unknown) => void;
+}
+
+/**
+ * Whether a change's build only adds, replaces or deletes flows (so it can share a bundle with
+ * others: group and meter operations are reordered within a bundle). Builds are pure: calling one
+ * on a probe has no effect. A build that throws is applied alone (and fails there).
+ */
+function touchesOnlyFlows(build: (b: PlanBuilder) => void): boolean {
+  let only = true;
+  const other = (): void => {
+    only = false;
+  };
+  const noop = (): void => undefined;
+  try {
+    build({
+      addFlows: noop,
+      replaceFlows: noop,
+      deleteFlows: noop,
+      setGroup: other,
+      deleteGroup: other,
+      setMeter: other,
+      deleteMeter: other,
+    });
+  } catch {
+    return false;
+  }
+  return only;
+}
+
 /** The cache key of the framework's and features' initial flows. */
 export const INITIAL_FLOWS_KEY = '<initial>';
 
@@ -67,6 +102,8 @@ export class BridgeClient {
   private readonly opTimeoutMs: number;
   private readonly clock: Clock;
   private queue: Promise<unknown> = Promise.resolve();
+  /** Changes waiting for their turn in the queue, to be applied together (see {@link change}). */
+  private openBatch: PendingChange[] | undefined;
   private initialized = false;
   private replays = 0;
   private readonly onSwitchConnected: (() => Promise<void>) | undefined;
@@ -136,17 +173,24 @@ export class BridgeClient {
   /**
    * Applies several changes (flows under several keys, groups, meters) as one atomic bundle. On
    * failure nothing changes, in OVS or in the record, and the error names the failing flow or group.
+   *
+   * Changes requested while earlier operations are still running are committed together (group
+   * commit): consecutive changes that touch only flows go into one bundle, followed by one
+   * `afterChange`. Each caller still gets its own outcome: if the common bundle is refused (by the
+   * switch, or by the record's checks), its changes are applied again one by one, so only the
+   * faulty one fails. A change that touches groups or meters is applied alone, in its turn.
    */
   change(build: (b: PlanBuilder) => void): Promise<void> {
-    return this.enqueue(async () => {
-      const plan = this.store.plan(build);
-      if (plan.before.length + plan.ops.length + plan.after.length === 0) return;
-      const conn = await this.connection();
-      if (plan.before.length > 0) await apply(conn, plan.before);
-      await applyBundle(conn, plan.ops);
-      if (plan.after.length > 0) await apply(conn, plan.after);
-      plan.commit();
-      await this.changed();
+    return new Promise<void>((resolve, reject) => {
+      let batch = this.openBatch;
+      if (batch === undefined) {
+        const fresh: PendingChange[] = [];
+        // The batch is applied when the queue reaches it; until then later changes join it.
+        this.enqueueTask(() => this.applyBatch(fresh)).catch(() => undefined);
+        this.openBatch = fresh;
+        batch = fresh;
+      }
+      batch.push({ build, resolve, reject });
     });
   }
 
@@ -203,10 +247,81 @@ export class BridgeClient {
 
   // ---- internals -------------------------------------------------------------------------------
 
+  /** Queues an operation; changes requested after it are applied after it. */
   private enqueue<T>(fn: () => Promise<T>): Promise<T> {
+    this.openBatch = undefined;
+    return this.enqueueTask(fn);
+  }
+
+  private enqueueTask<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.queue.then(fn, fn);
     this.queue = run.catch(() => undefined);
     return run;
+  }
+
+  /** Applies queued changes: runs of flow-only changes in one bundle each, the others alone. */
+  private async applyBatch(batch: readonly PendingChange[]): Promise<void> {
+    if (this.openBatch === batch) this.openBatch = undefined;
+    let run: PendingChange[] = [];
+    const flush = async (): Promise<void> => {
+      const together = run;
+      run = [];
+      const [first] = together;
+      if (together.length > 1) await this.applyTogether(together);
+      else if (first !== undefined) await this.applyOne(first);
+    };
+    for (const c of batch) {
+      if (touchesOnlyFlows(c.build)) {
+        run.push(c);
+        continue;
+      }
+      await flush();
+      await this.applyOne(c);
+    }
+    await flush();
+  }
+
+  private async applyOne(c: PendingChange): Promise<void> {
+    try {
+      await this.applyPlan(c.build);
+      c.resolve();
+    } catch (err) {
+      c.reject(err);
+    }
+  }
+
+  private async applyTogether(changes: readonly PendingChange[]): Promise<void> {
+    try {
+      await this.applyPlan((b) => {
+        for (const c of changes) c.build(b);
+      });
+    } catch (err) {
+      // Refused for what one of them asks: find it by applying them one by one. Any other
+      // failure (no connection, a timeout) is every change's outcome.
+      if (!(err instanceof ValidationError || (err instanceof OpenFlowError && err.info !== undefined))) {
+        for (const c of changes) c.reject(err);
+        return;
+      }
+      this.logger.debug('a group of flow changes was refused; applying them one by one', {
+        changes: changes.length,
+        error: errorMessage(err),
+      });
+      for (const c of changes) await this.applyOne(c);
+      return;
+    }
+    for (const c of changes) c.resolve();
+  }
+
+  /** Plans, applies and records one change, then runs `afterChange`. */
+  private async applyPlan(build: (b: PlanBuilder) => void): Promise<void> {
+    const plan = this.store.plan(build);
+    if (plan.before.length + plan.ops.length + plan.after.length === 0) return;
+    const conn = await this.connection();
+    if (plan.before.length > 0) await apply(conn, plan.before);
+    await applyBundle(conn, plan.ops);
+    if (plan.after.length > 0) await apply(conn, plan.after);
+    plan.commit();
+    await this.changed();
   }
 
   private async changed(): Promise<void> {

@@ -80,6 +80,16 @@ export function renderPipelineDoc(catalog: TableCatalog = CATALOG): string {
   out.push("with another MAC, ADD reinstalls the Pod's flows with the real values before it answers. The");
   out.push('gateway and tunnel keep their fixed low numbers.');
   out.push('');
+  out.push('## Changes');
+  out.push('');
+  out.push("Every change (a Pod's flows, a policy update, a Service sync) is one atomic bundle, recorded once");
+  out.push('committed; on the userspace datapath the datapath flows are purged after it (see');
+  out.push('`networkpolicy-agent.md`). Changes run one at a time in call order; those that pile up while one');
+  out.push('runs (a burst of Pods starting at once) are committed together when their turn comes: consecutive');
+  out.push('changes that touch only flows share one bundle and one purge, each still whole, and a change with');
+  out.push('groups or meters is applied alone. If the common bundle is refused, its changes are applied one by');
+  out.push('one, so that only the faulty one fails.');
+  out.push('');
   out.push('## Replay');
   out.push('');
   out.push('The bridge client records every meter, group and flow it installed (flows under cache keys such');

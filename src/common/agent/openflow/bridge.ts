@@ -262,6 +262,11 @@ export class BridgeClient {
   /** Applies queued changes: runs of flow-only changes in one bundle each, the others alone. */
   private async applyBatch(batch: readonly PendingChange[]): Promise<void> {
     if (this.openBatch === batch) this.openBatch = undefined;
+    const [only] = batch;
+    if (batch.length === 1 && only !== undefined) {
+      await this.applyOne(only); // alone: no need to look at what it touches
+      return;
+    }
     let run: PendingChange[] = [];
     const flush = async (): Promise<void> => {
       const together = run;

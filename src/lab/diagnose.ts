@@ -9,6 +9,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { purgeDatapathFlows } from '../common/agent/userspace-datapath.ts';
 import { unixctl } from '../common/ovs/unixctl.ts';
 import { errorMessage } from '../common/util/errors.ts';
 import type { CommandRunner } from '../common/util/exec.ts';
@@ -143,7 +144,7 @@ export async function diagnoseWrongPairs(o: DiagnoseOptions): Promise<string[]> 
     });
   });
   // Last, as it changes the state: do the pairs work once the datapath flows are re-made?
-  await Promise.all(o.nodes.map((n) => attempt(() => unixctl(n.vswitchdSocket, 'revalidator/purge'))));
+  await Promise.all(o.nodes.map((n) => attempt(() => purgeDatapathFlows(n.vswitchdSocket).then(() => ''))));
   for (const p of o.pairs) lines.push(`${p.from} → ${p.to} after revalidator/purge: ${await o.reprobe(p, 0)}`);
   lines.push(`dumps in ${o.dir}`);
   writeFileSync(join(o.dir, 'summary.txt'), `${lines.join('\n')}\n`);

@@ -295,7 +295,7 @@ t.test('after every change the userspace datapath holds no flow translated from 
   let purges = 0;
   const { bridge } = await startAgent(t, endpoint, 1, undefined, async () => {
     purges++;
-    await purgeDatapathFlows(ovs.runDir);
+    await purgeDatapathFlows(vswitchdControlSocket(ovs.runDir));
   });
   t.ok(purges >= 1, 'purged after the initial installation');
   const datapathFlows = async (): Promise<string[]> =>

@@ -14,6 +14,7 @@ import { AgentQuerier } from './apiserver/querier.ts';
 import { AgentApiServer } from './apiserver/server.ts';
 import { ovsSocketEndpoint, type PlatformStrategy } from '../host/platform.ts';
 import { configureUserspaceConntrack, purgeDatapathFlows } from './userspace-datapath.ts';
+import { vswitchdControlSocket } from '../ovs/unixctl.ts';
 import { OvsdbBridge } from '../ovs/ovsdb/bridge.ts';
 import { OvsdbClient } from '../ovs/ovsdb/client.ts';
 import { type Clock, systemClock } from '../util/clock.ts';
@@ -286,7 +287,7 @@ export class Agent implements Runnable {
         ...(config.ovsDatapathType === 'netdev'
           ? {
               onSwitchConnected: () => configureUserspaceConntrack(config.ovsRunDir, this.logger),
-              afterChange: () => purgeDatapathFlows(config.ovsRunDir),
+              afterChange: () => purgeDatapathFlows(vswitchdControlSocket(config.ovsRunDir)),
             }
           : {}),
       });

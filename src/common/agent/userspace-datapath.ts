@@ -36,10 +36,10 @@ export async function configureUserspaceConntrack(ovsRunDir: string, logger: Log
 }
 
 /**
- * Removes every datapath flow of the ovs-vswitchd whose run directory is `ovsRunDir`
+ * Removes every datapath flow of the ovs-vswitchd whose control socket is `vswitchdSocket`
  * (`revalidator/purge`; it returns once they are gone). Idempotent. Throws an OvsdbError when the
  * control socket is absent or the command fails.
  */
-export async function purgeDatapathFlows(ovsRunDir: string): Promise<void> {
-  await unixctl(vswitchdControlSocket(ovsRunDir), 'revalidator/purge');
+export async function purgeDatapathFlows(vswitchdSocket: string): Promise<void> {
+  await unixctl(vswitchdSocket, 'revalidator/purge');
 }

@@ -262,11 +262,6 @@ export class BridgeClient {
   /** Applies queued changes: runs of flow-only changes in one bundle each, the others alone. */
   private async applyBatch(batch: readonly PendingChange[]): Promise<void> {
     if (this.openBatch === batch) this.openBatch = undefined;
-    const [only] = batch;
-    if (batch.length === 1 && only !== undefined) {
-      await this.applyOne(only); // alone: no need to look at what it touches
-      return;
-    }
     let run: PendingChange[] = [];
     const flush = async (): Promise<void> => {
       const together = run;
@@ -276,7 +271,8 @@ export class BridgeClient {
       else if (first !== undefined) await this.applyOne(first);
     };
     for (const c of batch) {
-      if (touchesOnlyFlows(c.build)) {
+      // A change alone in its batch is applied as it is, without probing what it touches.
+      if (batch.length > 1 && touchesOnlyFlows(c.build)) {
         run.push(c);
         continue;
       }

@@ -143,6 +143,18 @@ async function bareOvs(
   return { addPort, reconfiguresPerPort: round((after - before) / n, 2), counters };
 }
 
+/** The agent's own time (ms) for its last `n` calls of `method`, from its "done" log lines. */
+function agentTimes(log: string, method: string, n: number): number[] {
+  return [...log.matchAll(new RegExp(`"msg":"done".*"method":"${method}".*"ms":(\\d+)`, 'g'))]
+    .map((m) => Number(m[1]))
+    .slice(-n);
+}
+
+/** The address of the baseline's Pod `i`. */
+function baselineIp(i: number): string {
+  return `10.99.${i >> 8}.${(i & 0xff) + 1}`;
+}
+
 /** The agent's ADD steps, as its "Pod network configured" log line gives them. */
 const ADD_STEPS = ['prepareMs', 'ipamMs', 'interfaceMs', 'portMs', 'ofportMs', 'flowsMs', 'flowsWaitMs', 'commitMs'];
 
@@ -213,9 +225,7 @@ export async function run(args: string[]): Promise<void> {
       const ours = async (): Promise<void> => void add.push(ms(await node.cni('ADD', pods[i], { runner })));
       const base = async (): Promise<void> =>
         void addBase.push(
-          await timeIt(() =>
-            runner.run('sh', ['-c', baselineAdd(baseHost, baseNs[i]!, `b${i}`, `10.99.${i >> 8}.${(i & 0xff) + 1}`)]),
-          ),
+          await timeIt(() => runner.run('sh', ['-c', baselineAdd(baseHost, baseNs[i]!, `b${i}`, baselineIp(i))])),
         );
       if (i % 2 === 0) await ours().then(base);
       else await base().then(ours);
@@ -234,9 +244,7 @@ export async function run(args: string[]): Promise<void> {
       if (i % 2 === 0) await ours().then(base);
       else await base().then(ours);
     }
-    const agentAdd = [...node.log().matchAll(/"msg":"done".*"method":"CmdAdd".*"ms":(\d+)/g)]
-      .map((m) => Number(m[1]))
-      .slice(-opts.pods);
+    const agentAdd = agentTimes(node.log(), 'CmdAdd', opts.pods);
 
     const stepP50 = stepFigures(node.log(), 'Pod network configured', ADD_STEPS, opts.pods);
     const delStepP50 = stepFigures(node.log(), 'Pod network removed', ['interfaceMs', 'ipamMs'], opts.pods);
@@ -267,14 +275,7 @@ export async function run(args: string[]): Promise<void> {
       case: 'del',
       pods: opts.pods,
       ...d,
-      agent_p50_ms: round(
-        percentile(
-          [...node.log().matchAll(/"msg":"done".*"method":"CmdDel".*"ms":(\d+)/g)]
-            .map((m) => Number(m[1]))
-            .slice(-opts.pods),
-          50,
-        ),
-      ),
+      agent_p50_ms: round(percentile(agentTimes(node.log(), 'CmdDel', opts.pods), 50)),
       agent_steps: delStepP50,
       baseline: { what: 'ip: delete the veth', ...db },
       ratio: round(db.p50_ms / d.p50_ms, 3),
@@ -295,12 +296,7 @@ export async function run(args: string[]): Promise<void> {
         Promise.all(
           burstPods.map(async (_p, i) =>
             burstAddBase.push(
-              await timeIt(() =>
-                runner.run('sh', [
-                  '-c',
-                  baselineAdd(baseHost, baseNs[i]!, `b${i}`, `10.99.${i >> 8}.${(i & 0xff) + 1}`),
-                ]),
-              ),
+              await timeIt(() => runner.run('sh', ['-c', baselineAdd(baseHost, baseNs[i]!, `b${i}`, baselineIp(i))])),
             ),
           ),
         ),
@@ -309,9 +305,7 @@ export async function run(args: string[]): Promise<void> {
         Promise.all(burstPods.map(async (p) => burstDel.push(ms(await node.cni('DEL', p, { runner }))))),
       );
       await Promise.all(burstPods.map((_p, i) => runner.run('ip', ['-n', baseHost, 'link', 'del', `b${i}`])));
-      const agentBurst = [...node.log().matchAll(/"msg":"done".*"method":"CmdAdd".*"ms":(\d+)/g)]
-        .map((m) => Number(m[1]))
-        .slice(-n);
+      const agentBurst = agentTimes(node.log(), 'CmdAdd', n);
       const ba = stats(burstAdd);
       const bb = stats(burstAddBase);
       emit({

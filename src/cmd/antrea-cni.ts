@@ -1,6 +1,7 @@
 /**
  * antrea-cni: the CNI plugin executable a container runtime runs for every Pod network operation.
  * It forwards the request to the agent's CNI socket and prints the answer (src/common/cni/plugin.ts).
+ * This entry runs it on Node; antrea-cni-standalone.ts is the same plugin built into one executable.
  *
  * The agent's endpoint: $ANTREA_CNI_SOCKET (set by the launcher the install step writes), else
  * Antrea's default (/var/run/antrea/cni.sock on Linux, \\.\pipe\cnisock on Windows).
@@ -10,53 +11,38 @@
  * (src/common/cni/compile.ts).
  */
 import { readFileSync } from 'node:fs';
-import { cniMethodPath } from '../common/apis/cni/proto.ts';
-import { grpcUnaryCall } from '../common/cni/grpc-client.ts';
-import { runPlugin } from '../common/cni/plugin.ts';
+import { connectNodeStream } from '../common/cni/node-stream.ts';
+import { type PluginOutput, runPluginProcess } from '../common/cni/plugin.ts';
 
 export const DEFAULT_CNI_SOCKET = process.platform === 'win32' ? '\\\\.\\pipe\\cnisock' : '/var/run/antrea/cni.sock';
 
-function readStdin(command: string | undefined): Buffer {
-  if (command === 'VERSION' || command === undefined || command === '') return Buffer.alloc(0);
+function readStdin(): Promise<Uint8Array> {
   try {
-    return readFileSync(0);
+    return Promise.resolve(readFileSync(0));
   } catch (err) {
     // EAGAIN on a non-blocking terminal, EOF on a closed stdin: treat as empty input.
-    if ((err as NodeJS.ErrnoException).code === 'EAGAIN' || (err as NodeJS.ErrnoException).code === 'EOF') {
-      return Buffer.alloc(0);
-    }
-    throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EAGAIN' || code === 'EOF') return Promise.resolve(new Uint8Array());
+    return Promise.reject(err instanceof Error ? err : new Error(String(err)));
   }
 }
 
-async function main(): Promise<number> {
-  const endpoint = process.env['ANTREA_CNI_SOCKET'] ?? DEFAULT_CNI_SOCKET;
-  const out = await runPlugin({ env: process.env, stdin: readStdin(process.env['CNI_COMMAND']) }, (method, request) =>
-    grpcUnaryCall(endpoint, cniMethodPath(method), request),
-  );
+/**
+ * Prints the output and ends the process once it is out. The plugin's work is done by then:
+ * exiting at once spares every Pod's ADD and DEL the heap teardown of a normal exit.
+ */
+function exit(out: PluginOutput): void {
+  process.exitCode = out.exitCode;
   if (out.stderr !== '') process.stderr.write(out.stderr);
   if (out.stdout !== '') process.stdout.write(out.stdout);
-  return out.exitCode;
-}
-
-/**
- * Ends the process once what was written is out. The plugin's work is done by then: exiting at once
- * spares every Pod's ADD and DEL the heap teardown of a normal exit.
- */
-function exitWhenFlushed(code: number): void {
-  process.exitCode = code;
   let pending = 2;
   const flushed = (): void => {
-    if (--pending === 0) process.exit(code);
+    if (--pending === 0) process.exit(out.exitCode);
   };
   process.stdout.write('', flushed);
   process.stderr.write('', flushed);
 }
 
 if (import.meta.main) {
-  main().then(exitWhenFlushed, (err: unknown) => {
-    // Only an I/O failure reading stdin can get here; the spec's IO_FAILURE is code 5.
-    process.stdout.write(JSON.stringify({ cniVersion: '1.1.0', code: 5, msg: `antrea-cni: ${String(err)}` }) + '\n');
-    exitWhenFlushed(1);
-  });
+  void runPluginProcess({ env: process.env, readStdin, connect: connectNodeStream, exit }, DEFAULT_CNI_SOCKET);
 }

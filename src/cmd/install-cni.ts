@@ -5,7 +5,11 @@
  *   install-cni --bin-dir DIR --conf-dir DIR [--cni-socket PATH] [--compile-cache DIR]
  *               [--copy-plugins NAME,NAME --copy-from DIR] [--portmap] [--bandwidth]
  *               [--os linux|windows] [--launcher antrea-cni-launcher.exe] [--primary-plugin JSON]
+ *               [--bun PATH | --node-plugin]
  *
+ * On Linux the plugin is built into one standalone executable with Bun's compiler, found in the
+ * project's node_modules (the optional `bun` package) or given with --bun; --node-plugin runs it on
+ * Node instead. Without Bun, or if the build fails, it runs on Node and the output says why.
  * --primary-plugin writes a chained conflist for trafficEncapMode networkPolicyOnly: the given
  * primary plugin (e.g. '{"type":"ptp","ipam":{"type":"host-local","ranges":[[{"subnet":"10.1.0.0/24"}]]}}')
  * first, antrea after it.
@@ -15,7 +19,8 @@
  */
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { type InstallTargetOs, installCni } from '../common/cni/install.ts';
+import { existsSync } from 'node:fs';
+import { findBun, type InstallTargetOs, installCni } from '../common/cni/install.ts';
 import { createCommandRunner } from '../common/util/exec.ts';
 
 /** Antrea's CNI endpoints per OS. */
@@ -23,7 +28,8 @@ const DEFAULT_SOCKETS = { linux: '/var/run/antrea/cni.sock', windows: '\\\\.\\pi
 
 export const USAGE = `usage: install-cni --bin-dir DIR --conf-dir DIR [--cni-socket PATH] [--compile-cache DIR]
                    [--copy-plugins NAME,NAME --copy-from DIR] [--portmap] [--bandwidth]
-                   [--os linux|windows] [--launcher antrea-cni-launcher.exe] [--primary-plugin JSON]`;
+                   [--os linux|windows] [--launcher antrea-cni-launcher.exe] [--primary-plugin JSON]
+                   [--bun PATH | --node-plugin]`;
 
 export async function main(argv: readonly string[]): Promise<string> {
   const { values } = parseArgs({
@@ -40,6 +46,8 @@ export async function main(argv: readonly string[]): Promise<string> {
       os: { type: 'string' },
       launcher: { type: 'string' },
       'primary-plugin': { type: 'string' },
+      bun: { type: 'string' },
+      'node-plugin': { type: 'boolean' },
     },
     strict: true,
   });
@@ -66,6 +74,16 @@ export async function main(argv: readonly string[]): Promise<string> {
     }
     primaryPlugin = parsed as Record<string, unknown>;
   }
+  if (values.bun !== undefined && values['node-plugin'] === true) {
+    throw new Error(`--bun and --node-plugin exclude each other\n${USAGE}`);
+  }
+  if (values.bun !== undefined && os !== 'linux') throw new Error(`--bun: the standalone plugin is built for Linux`);
+  if (values.bun !== undefined && !existsSync(values.bun)) throw new Error(`--bun: ${values.bun} does not exist`);
+  const native = os === (process.platform === 'win32' ? 'windows' : 'linux');
+  const bunPath =
+    values['node-plugin'] === true || os !== 'linux' || !native
+      ? undefined
+      : (values.bun ?? findBun(join(import.meta.dirname, '..', '..'), process.platform, process.arch));
   const copy = (values['copy-plugins'] ?? '').split(',').filter((s) => s !== '');
   const r = await installCni({
     binDir,
@@ -81,10 +99,19 @@ export async function main(argv: readonly string[]): Promise<string> {
     ...(primaryPlugin === undefined ? {} : { primaryPlugin }),
     ...(values.launcher === undefined ? {} : { launcherExe: values.launcher }),
     ...(values['copy-from'] === undefined ? {} : { copyFrom: values['copy-from'] }),
+    ...(bunPath === undefined
+      ? {}
+      : { standalone: { bunPath, entry: join(import.meta.dirname, 'antrea-cni-standalone.ts') } }),
     // Warm the compile cache by running the plugin, when it can run here.
-    ...(os === (process.platform === 'win32' ? 'windows' : 'linux') ? { runner: createCommandRunner() } : {}),
+    ...(native ? { runner: createCommandRunner() } : {}),
   });
-  return `installed ${r.pluginPath} and ${r.conflistPath}${r.copied.length > 0 ? ` (copied ${r.copied.join(', ')})` : ''}`;
+  const form = r.form === 'standalone' ? 'standalone executable' : 'on Node';
+  const notes = [...r.notes];
+  if (os === 'linux' && native && values['node-plugin'] !== true && bunPath === undefined) {
+    notes.push('no Bun compiler found (the optional bun package, or --bun): the plugin runs on Node');
+  }
+  const copied = r.copied.length > 0 ? `; copied ${r.copied.join(', ')}` : '';
+  return [`installed ${r.pluginPath} (${form}) and ${r.conflistPath}${copied}`, ...notes].join('\n');
 }
 
 if (import.meta.main) {

@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- cni [--pods N] [--burst N]`
+ * `npm run bench -- cni [--pods N] [--burst N] [--plugin standalone|node]`
  *
  * CNI ADD and DEL latency for N Pods (default 100) on one real Node (antrea-agent in a Node
  * namespace with a private userspace OVS and its own OpenFlow pipeline), measured from the
@@ -14,14 +14,20 @@
  * Then a burst (default 30, at most N): that many Pods added at once and deleted at once, and the
  * baseline's kernel work for as many at once (`add-burst`; the agent's own p50/p99 beside it).
  *
- * Also measured: the plugin's start-up (VERSION) against bare Node and against loading
- * @grpc/grpc-js, and the agent's own share of ADD (from its log).
+ * The plugin is installed as install-cni installs it: the standalone executable built with Bun
+ * where Bun is installed (`--plugin node` runs it on Node instead, as the bundled script).
+ *
+ * Also measured: the plugin's start-up (VERSION) against bare Node, the plugin on Node, and Node
+ * loading @grpc/grpc-js, and the agent's own share of ADD (from its log).
  *
  * Needs root (network namespaces and OVS daemons).
  */
 import { join } from 'node:path';
 import type { Test } from 'tap';
-import { AgentNode, Cleanup, type PodRef } from '../helpers/agent-node.ts';
+import { AgentNode, Cleanup, PLUGIN_ENTRY, type PodRef } from '../helpers/agent-node.ts';
+import { NO_BUN, STANDALONE } from '../helpers/bun.ts';
+import { compilePlugin } from '../../src/common/cni/compile.ts';
+import { PLUGIN_BUNDLE } from '../../src/common/cni/install.ts';
 import { createHelperRunner, type CommandRunner } from '../../src/common/util/exec.ts';
 import { OvsdbBridge } from '../../src/common/ovs/ovsdb/bridge.ts';
 import { OvsdbClient } from '../../src/common/ovs/ovsdb/client.ts';
@@ -32,19 +38,29 @@ import { emit, percentile, round } from './lib.ts';
 interface Options {
   pods: number;
   burst: number;
+  plugin: 'standalone' | 'node';
 }
 
+const USAGE = 'usage: npm run bench -- cni [--pods N] [--burst N] [--plugin standalone|node]';
+
 function parseArgs(args: string[]): Options {
-  const opts: Options = { pods: 100, burst: 30 };
+  const opts: Options = { pods: 100, burst: 30, plugin: STANDALONE === undefined ? 'node' : 'standalone' };
   for (let i = 0; i < args.length; i++) {
-    const v = Number(args[i + 1]);
     const flag = args[i];
+    const value = args[i + 1];
+    i++;
+    if (flag === '--plugin') {
+      if (value !== 'standalone' && value !== 'node') throw new Error(`${USAGE} (bad: --plugin ${value})`);
+      if (value === 'standalone' && NO_BUN !== false) throw new Error(`--plugin standalone: ${NO_BUN}`);
+      opts.plugin = value;
+      continue;
+    }
+    const v = Number(value);
     if ((flag !== '--pods' && flag !== '--burst') || !Number.isInteger(v) || v < (flag === '--burst' ? 0 : 1)) {
-      throw new Error(`usage: npm run bench -- cni [--pods N] [--burst N] (bad: ${flag} ${args[i + 1]})`);
+      throw new Error(`${USAGE} (bad: ${flag} ${value})`);
     }
     if (flag === '--pods') opts.pods = v;
     else opts.burst = v;
-    i++;
   }
   if (opts.burst > opts.pods) throw new Error(`--burst (${opts.burst}) cannot exceed --pods (${opts.pods})`);
   return opts;
@@ -156,7 +172,17 @@ function baselineIp(i: number): string {
 }
 
 /** The agent's ADD steps, as its "Pod network configured" log line gives them. */
-const ADD_STEPS = ['prepareMs', 'ipamMs', 'interfaceMs', 'portMs', 'ofportMs', 'flowsMs', 'flowsWaitMs', 'commitMs'];
+const ADD_STEPS = [
+  'prepareMs',
+  'ipamMs',
+  'interfaceMs',
+  'portMs',
+  'ofportMs',
+  'portWaitMs',
+  'flowsMs',
+  'flowsWaitMs',
+  'commitMs',
+];
 
 /** p50 of each step (`xMs` → `x_p50_ms`) over the last `n` agent log lines with message `msg`. */
 function stepFigures(log: string, msg: string, keys: readonly string[], n: number): Record<string, number> {
@@ -180,7 +206,7 @@ export async function run(args: string[]): Promise<void> {
   const runner = createHelperRunner();
   cleanup.teardown(() => runner.close());
   try {
-    const node = await AgentNode.create(cleanup, { podCIDR: '10.10.0.0/16' });
+    const node = await AgentNode.create(cleanup, { podCIDR: '10.10.0.0/16', plugin: opts.plugin });
     await node.start();
     const podNs: string[] = [];
     const baseNs: string[] = [];
@@ -254,6 +280,7 @@ export async function run(args: string[]): Promise<void> {
       bench: 'cni',
       case: 'add',
       pods: opts.pods,
+      plugin: node.pluginForm,
       ...a,
       // OVS's userspace datapath reconfigures per port in time that grows with the port count.
       first10_p50_ms: round(percentile(add.slice(0, 10), 50)),
@@ -324,15 +351,20 @@ export async function run(args: string[]): Promise<void> {
       });
     }
 
-    // Start-up: the installed plugin answering VERSION, bare Node, and Node loading @grpc/grpc-js.
+    // Start-up: the installed plugin answering VERSION, bare Node, the plugin on Node (the bundled
+    // script), and Node loading @grpc/grpc-js.
     const plugin = join(node.binDir, 'antrea');
     const root = join(import.meta.dirname, '..', '..');
+    const bundle = compilePlugin(PLUGIN_ENTRY, join(node.dir, 'startup', PLUGIN_BUNDLE));
+    const version = { env: { CNI_COMMAND: 'VERSION' }, replaceEnv: true };
     const startup: number[] = [];
     const bare: number[] = [];
+    const onNode: number[] = [];
     const grpcjs: number[] = [];
     for (let i = 0; i < 30; i++) {
-      startup.push(await timeIt(() => runner.run(plugin, [], { env: { CNI_COMMAND: 'VERSION' }, replaceEnv: true })));
+      startup.push(await timeIt(() => runner.run(plugin, [], version)));
       bare.push(await timeIt(() => runner.run(process.execPath, ['-e', '0'])));
+      onNode.push(await timeIt(() => runner.run(process.execPath, [bundle], version)));
       grpcjs.push(await timeIt(() => runner.run(process.execPath, ['-e', "import('@grpc/grpc-js')"], { cwd: root })));
     }
     const s = stats(startup);
@@ -340,13 +372,16 @@ export async function run(args: string[]): Promise<void> {
     emit({
       bench: 'cni',
       case: 'plugin-startup',
+      plugin: node.pluginForm,
       ...s,
       baseline: { what: 'node -e 0 (bare Node start)', ...stats(bare) },
       ratio: round(bareP50 / s.p50_ms, 3),
-      // The ADD goal's budget (3x the add baseline) and how much of it starting Node alone takes,
-      // exec'd the same way: what is left is all the RPC, the agent, IPAM and OVS may take.
+      // The ADD goal's budget (3x the add baseline), and how much of it the plugin's start and
+      // starting Node alone take, exec'd the same way.
       add_goal_budget_ms: round(3 * ab.p50_ms),
+      plugin_startup_share_of_add_budget: round(s.p50_ms / (3 * ab.p50_ms), 3),
       bare_node_share_of_add_budget: round(bareP50 / (3 * ab.p50_ms), 3),
+      plugin_on_node: { what: 'the plugin on Node (bundled script), VERSION', ...stats(onNode) },
       grpcjs_load: { what: 'node importing @grpc/grpc-js, no call', ...stats(grpcjs) },
     });
 

@@ -9,10 +9,11 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Test } from 'tap';
-import { installCni } from '../../src/common/cni/install.ts';
+import { installCni, type PluginForm } from '../../src/common/cni/install.ts';
 import type { CommandRunner, ProcessHandle } from '../../src/common/util/exec.ts';
 import type { OvsDaemons } from '../../src/platform/linux/ovs-daemons.ts';
 import { launcher, runner, shortTempDir, tempNetns, tempOvs } from './env.ts';
+import { NO_BUN, STANDALONE } from './bun.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 export const AGENT_ENTRY = join(ROOT, 'src', 'cmd', 'antrea-agent.ts');
@@ -30,6 +31,11 @@ export interface AgentNodeOptions {
   readonly podNetworkWaitTimeoutMs?: number;
   /** Extra antrea-agent flags (e.g. --policy-file). */
   readonly extraArgs?: readonly string[];
+  /**
+   * How the installed plugin runs: `standalone` (the executable built with Bun, as install-cni
+   * installs it; the default where Bun is installed) or `node`.
+   */
+  readonly plugin?: 'standalone' | 'node';
 }
 
 export interface PodRef {
@@ -94,6 +100,8 @@ export class AgentNode {
   readonly stateDir: string;
   readonly binDir: string;
   readonly confDir: string;
+  /** How the installed plugin runs (set by create). */
+  pluginForm: PluginForm = 'node-source';
   private proc: ProcessHandle | undefined;
   private readonly t: Teardown;
   private starts = 0;
@@ -141,7 +149,10 @@ export class AgentNode {
         opts.extraConfig ?? '',
       ].join('\n'),
     );
-    await installCni({
+    const standalone = (opts.plugin ?? (STANDALONE === undefined ? 'node' : 'standalone')) === 'standalone';
+    if (standalone && STANDALONE === undefined) throw new Error(`a standalone plugin needs Bun: ${String(NO_BUN)}`);
+    const installed = await installCni({
+      ...(standalone && STANDALONE !== undefined ? { standalone: STANDALONE } : {}),
       binDir: node.binDir,
       confDir: node.confDir,
       nodePath: process.execPath,
@@ -152,6 +163,8 @@ export class AgentNode {
       copyFrom: CNI_PLUGIN_DIR,
       runner,
     });
+    if (installed.notes.length > 0) throw new Error(`install-cni: ${installed.notes.join('; ')}`);
+    node.pluginForm = installed.form;
     t.teardown(() => node.kill('SIGKILL'));
     return node;
   }

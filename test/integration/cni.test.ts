@@ -15,6 +15,7 @@ import { SUPPORTED_CNI_VERSIONS } from '../../src/common/apis/cni/spec.ts';
 import { AgentNode, type PodRef } from '../helpers/agent-node.ts';
 import { POD_OFPORT_MIN } from '../../src/common/agent/cniserver/ofport-allocator.ts';
 import { integrationSkipReason, runner, uniqueName } from '../helpers/env.ts';
+import { NO_BUN } from '../helpers/bun.ts';
 
 const skip = integrationSkipReason();
 if (skip !== undefined) t.plan(0, skip);
@@ -209,29 +210,44 @@ t.test('CHECK detects damage, GC keeps only valid attachments, STATUS answers', 
   t.equal(addDown.json?.['code'], 11, 'ADD with the agent down: try again later');
 });
 
-t.test('every supported CNI version: ADD, CHECK, DEL', async (t) => {
-  const node = await AgentNode.create(t);
-  await node.start();
-  for (const version of SUPPORTED_CNI_VERSIONS) {
-    const p = await addPod(t, node, `v-${version.replaceAll('.', '')}`, version);
-    t.equal(p.result['cniVersion'], version, `${version}: result version`);
-    const ip = (p.result['ips'] as Record<string, unknown>[])[0]!;
-    t.equal(ip['version'], version.startsWith('0.') ? '4' : undefined, `${version}: ips[].version only before 1.0.0`);
-    if (version !== '0.3.0' && version !== '0.3.1') {
-      t.equal(
-        (await node.cni('CHECK', p, { version, config: { prevResult: p.result } })).exitCode,
-        0,
-        `${version}: CHECK`,
-      );
-    } else {
-      t.equal((await node.cni('CHECK', p, { version })).json?.['code'], 1, `${version}: no CHECK before 0.4.0`);
-    }
-    t.same(await unreachable(node, p.netns, [node.gatewayIP]), [], `${version}: connectivity`);
-    t.equal((await node.cni('DEL', p, { version, config: { prevResult: p.result } })).exitCode, 0, `${version}: DEL`);
-  }
-  t.same(await node.ports(), ['antrea-gw0', 'antrea-tun0']);
-  t.same(await node.violations(), []);
-});
+for (const plugin of ['standalone', 'node'] as const) {
+  t.test(
+    `every supported CNI version: ADD, CHECK, DEL (plugin ${plugin === 'node' ? 'on Node' : 'standalone'})`,
+    { skip: plugin === 'standalone' ? NO_BUN : false },
+    async (t) => {
+      const node = await AgentNode.create(t, { plugin });
+      t.equal(node.pluginForm, plugin === 'node' ? 'node-bundle' : 'standalone');
+      await node.start();
+      for (const version of SUPPORTED_CNI_VERSIONS) {
+        const p = await addPod(t, node, `v-${version.replaceAll('.', '')}`, version);
+        t.equal(p.result['cniVersion'], version, `${version}: result version`);
+        const ip = (p.result['ips'] as Record<string, unknown>[])[0]!;
+        t.equal(
+          ip['version'],
+          version.startsWith('0.') ? '4' : undefined,
+          `${version}: ips[].version only before 1.0.0`,
+        );
+        if (version !== '0.3.0' && version !== '0.3.1') {
+          t.equal(
+            (await node.cni('CHECK', p, { version, config: { prevResult: p.result } })).exitCode,
+            0,
+            `${version}: CHECK`,
+          );
+        } else {
+          t.equal((await node.cni('CHECK', p, { version })).json?.['code'], 1, `${version}: no CHECK before 0.4.0`);
+        }
+        t.same(await unreachable(node, p.netns, [node.gatewayIP]), [], `${version}: connectivity`);
+        t.equal(
+          (await node.cni('DEL', p, { version, config: { prevResult: p.result } })).exitCode,
+          0,
+          `${version}: DEL`,
+        );
+      }
+      t.same(await node.ports(), ['antrea-gw0', 'antrea-tun0']);
+      t.same(await node.violations(), []);
+    },
+  );
+}
 
 t.test('Pods get the ofports the agent chose; after a restart it skips every number in use', async (t) => {
   const node = await AgentNode.create(t);

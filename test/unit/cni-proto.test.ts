@@ -6,6 +6,7 @@
  */
 import t, { type Test } from 'tap';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import {
   cniMethodPath,
@@ -19,6 +20,9 @@ import {
 } from '../../src/common/apis/cni/proto.ts';
 import { cniServiceDefinition, CniGrpcService } from '../../src/common/agent/cniserver/grpc.ts';
 import { GrpcCallError, GrpcStatus, grpcUnaryCall } from '../../src/common/cni/grpc-client.ts';
+import { connectNodeStream } from '../../src/common/cni/node-stream.ts';
+import { createCommandRunner } from '../../src/common/util/exec.ts';
+import { BUN, NO_BUN } from '../helpers/bun.ts';
 import { encodeHeaders, HpackDecoder, huffmanCode, huffmanDecode } from '../../src/common/cni/hpack.ts';
 import { absentEndpointPath, localEndpointPath, WINDOWS } from '../helpers/local-endpoint.ts';
 
@@ -154,41 +158,83 @@ async function serveGrpc(t: Test, server: grpc.Server, path: string): Promise<vo
   t.teardown(() => new Promise<void>((res) => listener.close(() => res())));
 }
 
-t.test('our HTTP/2 client talks to a @grpc/grpc-js server', async (t) => {
-  const sock = tmpSocket(t);
-  const server = new grpc.Server();
-  let seen: CniCmdRequest | undefined;
-  server.addService(cniServiceDefinition(), {
-    CmdAdd: (call: grpc.ServerUnaryCall<CniCmdRequest, CniCmdResponse>, cb: grpc.sendUnaryData<CniCmdResponse>) => {
-      seen = call.request;
-      cb(null, { cniResult: Buffer.from('{"ok":true}'), error: undefined });
+/** One unary call with the plugin's HTTP/2 client; rejects with GrpcCallError. */
+type UnaryCall = (endpoint: string, path: string, request: Uint8Array) => Promise<Buffer>;
+
+const BUN_CALL = join(import.meta.dirname, '..', 'helpers', 'bun-grpc-call.ts');
+const runner = createCommandRunner();
+
+/** The client's two transports: node:net in this process, and Bun's sockets in a Bun process. */
+const TRANSPORTS: readonly { name: string; skip: string | false; call: UnaryCall }[] = [
+  { name: 'node:net', skip: false, call: (e, p, r) => grpcUnaryCall(connectNodeStream, e, p, r) },
+  {
+    name: "Bun's sockets (the standalone plugin's)",
+    skip: WINDOWS ? 'the standalone plugin is built for Linux' : NO_BUN,
+    call: async (e, p, r) => {
+      const out = await runner.run(BUN ?? 'bun', [BUN_CALL, e, p], { input: r, timeoutMs: 30_000 });
+      const res = JSON.parse(out.stdout) as { ok: boolean; response?: string; status?: number; message?: string };
+      if (res.ok) return Buffer.from(res.response ?? '', 'base64');
+      throw new GrpcCallError(res.status ?? -1, res.message ?? '');
     },
-    CmdDel: (_call: unknown, cb: grpc.sendUnaryData<CniCmdResponse>) =>
-      cb({ code: grpc.status.INTERNAL, details: 'boom: 100% broken' }),
+  },
+];
+
+for (const { name, skip, call: grpcCall } of TRANSPORTS) {
+  t.test(`our HTTP/2 client over ${name} talks to a @grpc/grpc-js server`, { skip }, async (t) => {
+    const sock = tmpSocket(t);
+    const server = new grpc.Server();
+    let seen: CniCmdRequest | undefined;
+    server.addService(cniServiceDefinition(), {
+      CmdAdd: (call: grpc.ServerUnaryCall<CniCmdRequest, CniCmdResponse>, cb: grpc.sendUnaryData<CniCmdResponse>) => {
+        seen = call.request;
+        cb(null, { cniResult: Buffer.from('{"ok":true}'), error: undefined });
+      },
+      CmdDel: (_call: unknown, cb: grpc.sendUnaryData<CniCmdResponse>) =>
+        cb({ code: grpc.status.INTERNAL, details: 'boom: 100% broken' }),
+    });
+    await serveGrpc(t, server, sock);
+
+    const resp = decodeCniCmdResponse(
+      await grpcCall(sock, cniMethodPath('CmdAdd'), encodeCniCmdRequest({ cniArgs: args })),
+    );
+    t.equal(Buffer.from(resp.cniResult).toString(), '{"ok":true}');
+    t.equal(seen?.cniArgs.containerId, 'abc');
+    t.equal(Buffer.from(seen?.cniArgs.networkConfiguration ?? []).toString(), '{}');
+
+    const del = await grpcCall(sock, cniMethodPath('CmdDel'), new Uint8Array()).catch((e: unknown) => e);
+    t.ok(del instanceof GrpcCallError);
+    t.equal((del as GrpcCallError).status, GrpcStatus.INTERNAL);
+    t.equal((del as GrpcCallError).message, 'boom: 100% broken', 'grpc-message is percent-decoded');
+
+    const unimpl = await grpcCall(sock, cniMethodPath('CmdGC'), new Uint8Array()).catch((e: unknown) => e);
+    t.equal((unimpl as GrpcCallError).status, GrpcStatus.UNIMPLEMENTED);
+
+    const missing = await grpcCall(absentEndpointPath(), cniMethodPath('CmdAdd'), new Uint8Array()).catch(
+      (e: unknown) => e,
+    );
+    t.equal((missing as GrpcCallError).status, GrpcStatus.UNAVAILABLE);
+    t.match((missing as GrpcCallError).message, /ENOENT/); // also what Windows says for a missing pipe
   });
-  await serveGrpc(t, server, sock);
 
-  const resp = decodeCniCmdResponse(
-    await grpcUnaryCall(sock, cniMethodPath('CmdAdd'), encodeCniCmdRequest({ cniArgs: args })),
-  );
-  t.equal(Buffer.from(resp.cniResult).toString(), '{"ok":true}');
-  t.equal(seen?.cniArgs.containerId, 'abc');
-  t.equal(Buffer.from(seen?.cniArgs.networkConfiguration ?? []).toString(), '{}');
-
-  const del = await grpcUnaryCall(sock, cniMethodPath('CmdDel'), new Uint8Array()).catch((e: unknown) => e);
-  t.ok(del instanceof GrpcCallError);
-  t.equal((del as GrpcCallError).status, GrpcStatus.INTERNAL);
-  t.equal((del as GrpcCallError).message, 'boom: 100% broken', 'grpc-message is percent-decoded');
-
-  const unimpl = await grpcUnaryCall(sock, cniMethodPath('CmdGC'), new Uint8Array()).catch((e: unknown) => e);
-  t.equal((unimpl as GrpcCallError).status, GrpcStatus.UNIMPLEMENTED);
-
-  const missing = await grpcUnaryCall(absentEndpointPath(), cniMethodPath('CmdAdd'), new Uint8Array()).catch(
-    (e: unknown) => e,
-  );
-  t.equal((missing as GrpcCallError).status, GrpcStatus.UNAVAILABLE);
-  t.match((missing as GrpcCallError).message, /ENOENT/); // also what Windows says for a missing pipe
-});
+  t.test(`large requests and answers flow through HTTP/2 flow control, over ${name}`, { skip }, async (t) => {
+    const sock = tmpSocket(t);
+    const server = new grpc.Server();
+    server.addService(cniServiceDefinition(), {
+      CmdAdd: (call: grpc.ServerUnaryCall<CniCmdRequest, CniCmdResponse>, cb: grpc.sendUnaryData<CniCmdResponse>) =>
+        cb(null, { cniResult: Buffer.alloc(call.request.cniArgs.networkConfiguration.length, 0x62), error: undefined }),
+    });
+    await serveGrpc(t, server, sock);
+    for (const size of [0, 16_000, 70_000, 300_000, 3_000_000]) {
+      const req = encodeCniCmdRequest({ cniArgs: { ...args, networkConfiguration: Buffer.alloc(size, 0x61) } });
+      const resp = decodeCniCmdResponse(await grpcCall(sock, cniMethodPath('CmdAdd'), req));
+      t.equal(resp.cniResult.length, size, `${size} bytes each way`);
+      t.ok(
+        resp.cniResult.every((b) => b === 0x62),
+        'the answer arrives intact',
+      );
+    }
+  });
+}
 
 t.test('a @grpc/grpc-js client talks to our CNI gRPC service', async (t) => {
   const sock = tmpSocket(t);
@@ -255,19 +301,4 @@ t.test('HPACK: the Huffman table and RFC 7541 Appendix C examples', (t) => {
   t.throws(() => huffmanDecode(Buffer.from([0x00])), { name: 'HpackError' }, 'padding that is not all ones');
   t.throws(() => new HpackDecoder().decode(Buffer.from([0xff, 0x00])), { name: 'HpackError' }, 'index out of range');
   t.end();
-});
-
-t.test('large requests and answers flow through HTTP/2 flow control', async (t) => {
-  const sock = tmpSocket(t);
-  const server = new grpc.Server();
-  server.addService(cniServiceDefinition(), {
-    CmdAdd: (call: grpc.ServerUnaryCall<CniCmdRequest, CniCmdResponse>, cb: grpc.sendUnaryData<CniCmdResponse>) =>
-      cb(null, { cniResult: Buffer.alloc(call.request.cniArgs.networkConfiguration.length, 0x62), error: undefined }),
-  });
-  await serveGrpc(t, server, sock);
-  for (const size of [0, 16_000, 70_000, 300_000]) {
-    const req = encodeCniCmdRequest({ cniArgs: { ...args, networkConfiguration: Buffer.alloc(size, 0x61) } });
-    const resp = decodeCniCmdResponse(await grpcUnaryCall(sock, cniMethodPath('CmdAdd'), req));
-    t.equal(resp.cniResult.length, size, `${size} bytes each way`);
-  }
 });

@@ -2,12 +2,13 @@
  * The CNI server's transport: a `node:net` listener on a path whose connections are injected into
  * the grpc-js server (Server.createConnectionInjector). On Windows the path is a named pipe
  * (\\.\pipe\...), which grpc-js cannot bind itself; here on Linux the same code runs over a unix
- * socket, driven by the real antrea-cni plugin executable, by the plugin's HTTP/2 client, and by a
- * real @grpc/grpc-js client. The test picks a named pipe when it runs on Windows.
+ * socket, driven by the real antrea-cni plugin (on Node, and as the standalone executable built with
+ * Bun), by the plugin's HTTP/2 client, and by a real @grpc/grpc-js client. The test picks a named pipe when it runs on Windows.
  */
 import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
-import { statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -19,6 +20,10 @@ import {
   listenPath,
 } from '../../src/common/agent/cniserver/grpc.ts';
 import { grpcUnaryCall } from '../../src/common/cni/grpc-client.ts';
+import { buildStandalonePlugin } from '../../src/common/cni/compile.ts';
+import { connectNodeStream } from '../../src/common/cni/node-stream.ts';
+import { createCommandRunner } from '../../src/common/util/exec.ts';
+import { NO_BUN, STANDALONE } from '../helpers/bun.ts';
 import { encodeCniCmdRequest, decodeCniCmdResponse } from '../../src/common/apis/cni/proto.ts';
 import { localEndpointPath, WINDOWS } from '../helpers/local-endpoint.ts';
 
@@ -28,9 +33,15 @@ function endpointPath(t: Test): string {
   return localEndpointPath(t, 'cni.sock');
 }
 
-function runPlugin(endpoint: string, command: string, stdin: string): Promise<{ code: number; stdout: string }> {
+function runPlugin(
+  argv: readonly string[],
+  endpoint: string,
+  command: string,
+  stdin: string,
+): Promise<{ code: number; stdout: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(ROOT, 'src', 'cmd', 'antrea-cni.ts')], {
+    const [cmd = '', ...args] = argv;
+    const child = spawn(cmd, args, {
       env: {
         ...process.env,
         ANTREA_CNI_SOCKET: endpoint,
@@ -92,12 +103,38 @@ t.test('the injected-connection listener serves the plugin, our client and grpc-
   if (!WINDOWS) t.equal(statSync(path).mode & 0o777, 0o600, 'the socket is owner-only');
 
   const conf = JSON.stringify({ cniVersion: '1.0.0', name: 'antrea', type: 'antrea', ipam: { type: 'host-local' } });
-  const add = await runPlugin(path, 'ADD', conf);
-  t.equal(add.code, 0, 'the real plugin: ADD succeeds');
-  t.match(JSON.parse(add.stdout), { cniVersion: '1.0.0', ips: [{ address: '10.10.1.5/24' }] });
-  const del = await runPlugin(path, 'DEL', conf);
-  t.equal(del.code, 1, 'an error answer is a failed plugin run');
-  t.match(JSON.parse(del.stdout), { code: ErrorCode.TRY_AGAIN_LATER, msg: /agent not ready/ });
+  const plugins: readonly { form: string; skip: string | false; argv: () => Promise<string[]> }[] = [
+    {
+      form: 'on Node',
+      skip: false,
+      argv: () => Promise.resolve([process.execPath, join(ROOT, 'src', 'cmd', 'antrea-cni.ts')]),
+    },
+    {
+      form: 'standalone executable',
+      skip: WINDOWS ? 'the standalone plugin is built for Linux' : NO_BUN,
+      argv: async () => {
+        const dir = mkdtempSync(join(tmpdir(), 'ats-cni-exe-'));
+        t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+        const build = STANDALONE ?? { bunPath: 'bun', entry: '' };
+        return [
+          await buildStandalonePlugin(createCommandRunner(), build.bunPath, build.entry, join(dir, 'antrea-cni')),
+        ];
+      },
+    },
+  ];
+  let ran = 0;
+  for (const plugin of plugins) {
+    await t.test(`the real plugin, ${plugin.form}`, { skip: plugin.skip }, async (t) => {
+      const argv = await plugin.argv();
+      const add = await runPlugin(argv, path, 'ADD', conf);
+      t.equal(add.code, 0, 'ADD succeeds');
+      t.match(JSON.parse(add.stdout), { cniVersion: '1.0.0', ips: [{ address: '10.10.1.5/24' }] });
+      const del = await runPlugin(argv, path, 'DEL', conf);
+      t.equal(del.code, 1, 'an error answer is a failed plugin run');
+      t.match(JSON.parse(del.stdout), { code: ErrorCode.TRY_AGAIN_LATER, msg: /agent not ready/ });
+      ran++;
+    });
+  }
 
   const req: CniCmdRequest = {
     cniArgs: {
@@ -110,7 +147,7 @@ t.test('the injected-connection listener serves the plugin, our client and grpc-
     },
   };
   const viaClient = decodeCniCmdResponse(
-    await grpcUnaryCall(path, cniMethodPath('CmdCheck'), encodeCniCmdRequest(req)),
+    await grpcUnaryCall(connectNodeStream, path, cniMethodPath('CmdCheck'), encodeCniCmdRequest(req)),
   );
   t.equal(viaClient.error, undefined, "the plugin's HTTP/2 client");
 
@@ -129,15 +166,16 @@ t.test('the injected-connection listener serves the plugin, our client and grpc-
     (client as unknown as grpc.Client).close();
   }
   t.same(seen, [
-    'CmdAdd c0ffee eth0',
-    'CmdDel c0ffee eth0',
+    ...Array.from({ length: ran }, () => ['CmdAdd c0ffee eth0', 'CmdDel c0ffee eth0']).flat(),
     'CmdCheck c1 eth1',
     ...(WINDOWS ? [] : ['CmdStatus c1 eth1']),
   ]);
 
   ac.abort();
   await running;
-  const after = await grpcUnaryCall(path, cniMethodPath('CmdAdd'), encodeCniCmdRequest(req)).catch((e: unknown) => e);
+  const after = await grpcUnaryCall(connectNodeStream, path, cniMethodPath('CmdAdd'), encodeCniCmdRequest(req)).catch(
+    (e: unknown) => e,
+  );
   t.match(after, { status: 14 }, 'stopped: nothing listens any more');
 });
 

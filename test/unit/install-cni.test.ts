@@ -3,12 +3,22 @@
  * companion plugins copied, and the installed plugin answering VERSION exactly as a runtime runs it.
  */
 import t from 'tap';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import {
   antreaConflist,
   installCni,
+  type InstallCniOptions,
   pluginLauncher,
   WINDOWS_LAUNCHER_CONFIG,
   windowsLauncherConfig,
@@ -16,11 +26,24 @@ import {
 import { compilePlugin } from '../../src/common/cni/compile.ts';
 import { createCommandRunner } from '../../src/common/util/exec.ts';
 import { main as installMain } from '../../src/cmd/install-cni.ts';
+import { NO_BUN, STANDALONE } from '../helpers/bun.ts';
 
 const WINDOWS = process.platform === 'win32';
 const LAUNCHER_SOURCE = join(import.meta.dirname, '..', '..', 'build', 'images', 'windows', 'antrea-cni-launcher.c');
 const MINGW = 'x86_64-w64-mingw32-gcc';
 const entry = join(import.meta.dirname, '..', '..', 'src', 'cmd', 'antrea-cni.ts');
+
+/** installCni's options for an install under `dir`: bin/, net.d/, cache/ and cni.sock there. */
+function installIn(dir: string): InstallCniOptions {
+  return {
+    binDir: join(dir, 'bin'),
+    confDir: join(dir, 'net.d'),
+    nodePath: process.execPath,
+    pluginEntry: entry,
+    cniSocket: join(dir, 'cni.sock'),
+    compileCacheDir: join(dir, 'cache'),
+  };
+}
 
 t.test('the launcher and the conflist', (t) => {
   t.equal(
@@ -32,8 +55,8 @@ t.test('the launcher and the conflist', (t) => {
     }),
     `#!/bin/sh
 # antrea CNI plugin launcher, written by antrea-ts install-cni: runs the plugin on the pinned Node.
-: "\${ANTREA_CNI_SOCKET:=/run/a/cni.sock}"
-: "\${NODE_COMPILE_CACHE:=/var/cache/x}"
+[ -n "$ANTREA_CNI_SOCKET" ] || ANTREA_CNI_SOCKET='/run/a/cni.sock'
+[ -n "$NODE_COMPILE_CACHE" ] || NODE_COMPILE_CACHE='/var/cache/x'
 export ANTREA_CNI_SOCKET NODE_COMPILE_CACHE
 exec '/opt/node' '/src/it'\\''s/antrea-cni.ts' "$@"
 `,
@@ -81,12 +104,7 @@ t.test(
     writeFileSync(join(dir, 'src', 'loopback'), '#!/bin/sh\n');
     const runner = createCommandRunner();
     const r = await installCni({
-      binDir: join(dir, 'bin'),
-      confDir: join(dir, 'net.d'),
-      nodePath: process.execPath,
-      pluginEntry: entry,
-      cniSocket: join(dir, 'cni.sock'),
-      compileCacheDir: join(dir, 'cache'),
+      ...installIn(dir),
       copyPlugins: ['loopback'],
       copyFrom: join(dir, 'src'),
       runner,
@@ -150,7 +168,20 @@ t.test(
       '--cni-socket',
       '/x.sock',
     ]);
-    t.match(msg, /installed .*b2\/antrea and .*c2\/10-antrea\.conflist/);
+    t.match(msg, /installed .*b2\/antrea \((standalone executable|on Node)\) and .*c2\/10-antrea\.conflist/);
+    t.match(
+      await installMain(['--bin-dir', join(dir, 'b4'), '--conf-dir', join(dir, 'c4'), '--node-plugin']),
+      /installed .*b4\/antrea \(on Node\) and /,
+      '--node-plugin: the plugin runs on Node',
+    );
+    await t.rejects(
+      installMain(['--bin-dir', dir, '--conf-dir', dir, '--bun', join(dir, 'no-bun')]),
+      /--bun: .*no-bun does not exist/,
+    );
+    await t.rejects(
+      installMain(['--bin-dir', dir, '--conf-dir', dir, '--bun', process.execPath, '--node-plugin']),
+      /--bun and --node-plugin exclude each other/,
+    );
     // A chained conflist (networkPolicyOnly): the primary plugin first, antrea after it.
     const primary = { type: 'ptp', ipMasq: false, ipam: { type: 'host-local', ranges: [[{ subnet: '10.1.0.0/24' }]] } };
     await installMain([
@@ -173,6 +204,124 @@ t.test(
     await t.rejects(installMain(['--bin-dir', dir]), /--bin-dir and --conf-dir are required/);
   },
 );
+
+t.test('installCni builds the standalone plugin executable with Bun', { skip: NO_BUN }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ats-install-standalone-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const runner = createCommandRunner();
+  const standalone = STANDALONE ?? { bunPath: 'bun', entry: '' };
+  const r = await installCni({ ...installIn(dir), standalone, runner });
+  t.equal(r.form, 'standalone');
+  t.same(r.notes, []);
+  t.equal(r.entry, r.pluginPath, 'the plugin is the executable itself');
+  t.equal(statSync(r.pluginPath).mode & 0o777, 0o755);
+  t.equal(readFileSync(r.pluginPath).subarray(0, 4).toString('latin1'), '\x7fELF', 'an ELF executable, not a script');
+  t.same(readdirSync(join(dir, 'bin')), ['antrea'], 'no temporary file left');
+  const v = await runner.run(r.pluginPath, [], { env: { CNI_COMMAND: 'VERSION' }, replaceEnv: true });
+  t.same(JSON.parse(v.stdout), {
+    cniVersion: '1.1.0',
+    supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'],
+  });
+  const about = await runner.run(r.pluginPath, [], { env: {}, replaceEnv: true });
+  t.match(
+    about.stderr,
+    /^Antrea CNI \(antrea-ts\)\nCNI protocol versions supported: 0\.3\.0, /,
+    'no command: the about text',
+  );
+  // Bad input is answered by the executable alone, as the spec says (no agent needed).
+  const bad = await runner.run(r.pluginPath, [], {
+    env: { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c1', CNI_NETNS: '/x', CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin' },
+    replaceEnv: true,
+    input: '{"cniVersion":"1.0.0"',
+    okExitCodes: [1],
+  });
+  t.match(JSON.parse(bad.stdout), { cniVersion: '1.1.0', code: 6 }, 'unparseable config: DECODING_FAILURE');
+  const gone = await runner.run(r.pluginPath, [], {
+    env: { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c1', CNI_NETNS: '/x', CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin' },
+    replaceEnv: true,
+    input: '{"cniVersion":"1.0.0","name":"antrea","type":"antrea"}',
+    okExitCodes: [1],
+  });
+  t.match(
+    JSON.parse(gone.stdout),
+    { code: 11, msg: `connect ENOENT ${join(dir, 'cni.sock')}` },
+    'no agent: try again later, at the socket baked in',
+  );
+  const other = await runner.run(r.pluginPath, [], {
+    env: { CNI_COMMAND: 'STATUS', ANTREA_CNI_SOCKET: join(dir, 'other.sock') },
+    replaceEnv: true,
+    input: '{"cniVersion":"1.1.0","name":"antrea","type":"antrea"}',
+    okExitCodes: [1],
+  });
+  t.match(JSON.parse(other.stdout), { code: 50, msg: /other\.sock/ }, '$ANTREA_CNI_SOCKET overrides it');
+  // Bun's executables read .env and bunfig.toml from their working directory unless built not to.
+  const cwd = join(dir, 'cwd');
+  mkdirSync(cwd);
+  writeFileSync(join(cwd, '.env'), `ANTREA_CNI_SOCKET=${join(dir, 'evil.sock')}\n`);
+  writeFileSync(join(cwd, 'bunfig.toml'), 'preload = ["./evil.ts"]\n');
+  const inCwd = await runner.run(r.pluginPath, [], {
+    env: { CNI_COMMAND: 'STATUS' },
+    replaceEnv: true,
+    cwd,
+    input: '{"cniVersion":"1.1.0","name":"antrea","type":"antrea"}',
+    okExitCodes: [1],
+  });
+  t.match(
+    JSON.parse(inCwd.stdout),
+    { code: 50, msg: `connect ENOENT ${join(dir, 'cni.sock')}` },
+    'a .env or bunfig.toml where the runtime runs it changes nothing',
+  );
+});
+
+t.test('a standalone build that fails or does not run leaves the plugin on Node, and says why', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ats-install-fallback-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const runner = createCommandRunner();
+  // A "compiler" that fails, and one that writes an executable which does not answer VERSION.
+  const failing = join(dir, 'bun-fails');
+  writeFileSync(failing, '#!/bin/sh\necho "error: cannot compile" >&2\nexit 3\n', { mode: 0o755 });
+  const broken = join(dir, 'bun-broken');
+  writeFileSync(
+    broken,
+    '#!/bin/sh\nwhile [ "$1" != --outfile ]; do shift; done\nprintf \'#!/bin/sh\\necho garbage\\n\' > "$2"\nchmod +x "$2"\n',
+    { mode: 0o755 },
+  );
+  for (const [name, bunPath, why] of [
+    ['fails', failing, /standalone plugin was not built, it runs on Node: .*cannot compile/s],
+    [
+      'broken',
+      broken,
+      /standalone plugin was not built, it runs on Node: the built plugin answered VERSION with "garbage/,
+    ],
+  ] as const) {
+    const r = await installCni({ ...installIn(join(dir, name)), standalone: { bunPath, entry }, runner });
+    t.equal(r.form, 'node-bundle', `${name}: on Node`);
+    t.match(r.notes.join('\n'), why);
+    t.same(
+      readdirSync(join(dir, name, 'bin')).filter((f) => f.includes('.tmp')),
+      [],
+      'no half-built file left',
+    );
+    const v = await runner.run(r.pluginPath, [], { env: { CNI_COMMAND: 'VERSION' }, replaceEnv: true });
+    t.match(JSON.parse(v.stdout), { cniVersion: '1.1.0' }, `${name}: the installed plugin works`);
+  }
+  const base = {
+    binDir: join(dir, 'x'),
+    confDir: join(dir, 'x'),
+    nodePath: process.execPath,
+    pluginEntry: entry,
+    cniSocket: 's',
+    compileCacheDir: join(dir, 'x'),
+  };
+  await t.rejects(installCni({ ...base, standalone: { bunPath: failing, entry } }), {
+    name: 'ValidationError',
+    message: /^runner: is required to build the standalone plugin/,
+  });
+  await t.rejects(installCni({ ...base, standalone: { bunPath: join(dir, 'nope'), entry }, runner }), {
+    name: 'ValidationError',
+    message: /^standalone\.bunPath: .*nope does not exist/,
+  });
+});
 
 t.test('compilePlugin bundles the plugin and its imports into one CommonJS script', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'ats-compile-'));
@@ -330,7 +479,7 @@ t.test('installCni for Windows writes antrea.exe, its configuration and a dns-ca
   const args = ['--bin-dir', join(dir, 'b2'), '--conf-dir', join(dir, 'c2'), '--os', 'windows'];
   await t.rejects(installMain(args), /--launcher is required for --os windows/);
   await t.rejects(installMain(['--bin-dir', dir, '--conf-dir', dir, '--os', 'plan9']), /--os must be linux or windows/);
-  t.match(await installMain([...args, '--launcher', launcher]), /installed .*antrea\.exe and /);
+  t.match(await installMain([...args, '--launcher', launcher]), /installed .*antrea\.exe \(on Node\) and /);
   t.match(
     readFileSync(join(dir, 'b2', WINDOWS_LAUNCHER_CONFIG), 'utf8'),
     /\r\nenv=ANTREA_CNI_SOCKET=\\\\\.\\pipe\\cnisock\r\n/,

@@ -13,10 +13,11 @@
  * function|class|const|let`), and `import.meta.main`. All modules share one scope, so a top-level
  * name declared by two modules is rejected too; a cycle between modules is rejected.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import * as nodeModule from 'node:module';
 import { dirname, relative, resolve, sep } from 'node:path';
 import { ValidationError } from '../util/errors.ts';
+import type { CommandRunner } from '../util/exec.ts';
 
 type Strip = (code: string, options: { mode: 'strip' }) => string;
 
@@ -179,4 +180,49 @@ export function compilePlugin(entry: string, outFile: string, strip: Strip | nul
   writeFileSync(tmp, parts.join('\n'));
   renameSync(tmp, outFile);
   return outFile;
+}
+
+/**
+ * Builds the standalone plugin: `entry` (src/cmd/antrea-cni-standalone.ts) and its imports compiled
+ * by Bun into one executable (`bun build --compile`, minified, with bytecode, reading no .env or
+ * bunfig.toml at run time), with `cniSocket`
+ * baked in as its default endpoint (BUILT_IN_CNI_SOCKET), written under a temporary name, checked
+ * by running it (VERSION must list the supported versions) and renamed to `outFile`. Resolves with
+ * `outFile`. Rejects when the build or the check fails (the runner's ExecError, or an Error saying
+ * what the check got); `outFile` is then left as it was.
+ */
+export async function buildStandalonePlugin(
+  runner: CommandRunner,
+  bunPath: string,
+  entry: string,
+  outFile: string,
+  cniSocket?: string,
+): Promise<string> {
+  mkdirSync(dirname(outFile), { recursive: true });
+  const tmp = `${outFile}.tmp-${process.pid}`;
+  const define = cniSocket === undefined ? [] : ['--define', `BUILT_IN_CNI_SOCKET=${JSON.stringify(cniSocket)}`];
+  try {
+    // A CNI plugin must not read a .env or bunfig.toml from whatever directory the runtime runs it
+    // in (Bun's executables do by default).
+    const noAutoload = ['--no-compile-autoload-dotenv', '--no-compile-autoload-bunfig'];
+    await runner.run(
+      bunPath,
+      ['build', '--compile', '--minify', '--bytecode', ...noAutoload, ...define, entry, '--outfile', tmp],
+      { timeoutMs: 120_000 },
+    );
+    const v = await runner.run(tmp, [], { env: { CNI_COMMAND: 'VERSION' }, replaceEnv: true, timeoutMs: 30_000 });
+    let versions: unknown;
+    try {
+      versions = (JSON.parse(v.stdout) as { supportedVersions?: unknown }).supportedVersions;
+    } catch {
+      versions = undefined;
+    }
+    if (!Array.isArray(versions)) {
+      throw new Error(`the built plugin answered VERSION with ${JSON.stringify(v.stdout.slice(0, 200))}`);
+    }
+    renameSync(tmp, outFile);
+    return outFile;
+  } finally {
+    rmSync(tmp, { force: true });
+  }
 }

@@ -1,6 +1,6 @@
 /**
  * A minimal unary gRPC client for the antrea-cni plugin: HTTP/2 (RFC 9113) framing and HPACK
- * written over a plain `node:net` socket. It speaks the same wire protocol as @grpc/grpc-js
+ * written over a plain byte stream. It speaks the same wire protocol as @grpc/grpc-js
  * (`application/grpc`, 5-byte message framing, `grpc-status` trailers) at a fraction of the
  * start-up cost: loading @grpc/grpc-js costs the plugin ~40 ms and even `node:http2` ~10 ms, which
  * every Pod ADD and DEL would pay (see the cni benchmark). One stream on one connection per call,
@@ -8,10 +8,13 @@
  *
  * Scope: a client with one request stream. It sends its SETTINGS, acknowledges the server's,
  * answers PINGs, honours flow control for the request body, accepts padding, priority and
- * CONTINUATION, and treats RST_STREAM and GOAWAY as failures. The endpoint is a path for
- * `net.connect`: a unix socket on Linux, a named pipe (`\\.\pipe\cnisock`) on Windows.
+ * CONTINUATION, and treats RST_STREAM and GOAWAY as failures.
+ *
+ * The byte stream comes from a `StreamConnector`, so this module imports no runtime module: the
+ * plugin on Node connects with `node:net` (node-stream.ts), the standalone plugin with Bun's
+ * sockets (standalone-io.ts). The endpoint is a unix socket path on Linux, a named pipe
+ * (`\\.\pipe\cnisock`) on Windows.
  */
-import { connect as netConnect } from 'node:net';
 import { encodeHeaders, HpackDecoder } from './hpack.ts';
 
 /** gRPC status codes the plugin distinguishes (grpc/doc/statuscodes.md). */
@@ -35,6 +38,32 @@ export class GrpcCallError extends Error {
     this.status = status;
   }
 }
+
+/** What a byte stream reports to its user. Each is called at most once, except `data`. */
+export interface StreamEvents {
+  /** The connection is up; writes may start. */
+  connected(): void;
+  /** Bytes arrived, in order. The chunk is the receiver's to keep. */
+  data(chunk: Buffer): void;
+  /** The connection could not be made or broke. */
+  failed(err: Error): void;
+  /** The peer closed the connection (also after `failed`). */
+  closed(): void;
+}
+
+/** A connected (or connecting) byte stream. */
+export interface ByteStream {
+  /** Sends bytes in order (those written before `connected` once it is up); after `close`, drops them. */
+  write(bytes: Uint8Array): void;
+  /** Closes the connection at once; idempotent; no event follows. */
+  close(): void;
+}
+
+/**
+ * Opens a byte stream to `endpoint` (a unix socket path or a named pipe) and reports to `events`,
+ * never before it has returned. A failure to connect is reported as `failed`, not thrown.
+ */
+export type StreamConnector = (endpoint: string, events: StreamEvents) => ByteStream;
 
 export interface UnaryCallOptions {
   /** Fail with DEADLINE_EXCEEDED after this long (default: no deadline, as Antrea's plugin). */
@@ -98,20 +127,20 @@ function decodeGrpcMessage(s: string): string {
  * connection ends before the status arrives, the server's status otherwise.
  */
 export function grpcUnaryCall(
+  connect: StreamConnector,
   endpoint: string,
   path: string,
   request: Uint8Array,
   opts: UnaryCallOptions = {},
 ): Promise<Buffer> {
   return new Promise<Buffer>((resolve, reject) => {
-    const sock = netConnect(endpoint);
     let settled = false;
     let timer: NodeJS.Timeout | undefined;
     const finish = (err: GrpcCallError | undefined, value?: Buffer): void => {
       if (settled) return;
       settled = true;
       if (timer !== undefined) clearTimeout(timer);
-      sock.destroy();
+      sock.close();
       if (err !== undefined) reject(err);
       else resolve(value ?? Buffer.alloc(0));
     };
@@ -130,18 +159,24 @@ export function grpcUnaryCall(
     let connWindow = 65535;
     let maxFrame = 16384;
     let bodyDone = false;
-    const pump = (): void => {
+    /** Sends `before` and as much of the body as flow control allows, in one write. */
+    const pump = (before: readonly Buffer[] = []): void => {
+      const out = [...before];
       while (!bodyDone) {
         const n = Math.min(body.length, maxFrame, sendWindow, connWindow);
-        if (n <= 0 && body.length > 0) return; // wait for WINDOW_UPDATE
+        if (n <= 0 && body.length > 0) break; // wait for WINDOW_UPDATE
         const last = n === body.length;
-        sock.write(frame(FRAME.DATA, last ? FLAG.END_STREAM : 0, STREAM, body.subarray(0, n)));
+        out.push(frame(FRAME.DATA, last ? FLAG.END_STREAM : 0, STREAM, body.subarray(0, n)));
         body = body.subarray(n);
         sendWindow -= n;
         connWindow -= n;
         bodyDone = last;
       }
+      if (out.length > 0) sock.write(out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out));
     };
+    // Received bytes not yet given back with WINDOW_UPDATE: given back once they reach half the
+    // default window, so a small answer costs no WINDOW_UPDATE and a large one keeps flowing.
+    let unacked = 0;
 
     const decoder = new HpackDecoder();
     const headers: [string, string][] = [];
@@ -212,8 +247,7 @@ export function grpcUnaryCall(
               if (id === SETTINGS_INITIAL_WINDOW_SIZE) sendWindow += v - 65535;
               if (id === SETTINGS_MAX_FRAME_SIZE) maxFrame = v;
             }
-            sock.write(frame(FRAME.SETTINGS, FLAG.ACK, 0));
-            pump();
+            pump([frame(FRAME.SETTINGS, FLAG.ACK, 0)]);
           }
           return;
         case FRAME.PING:
@@ -246,10 +280,11 @@ export function grpcUnaryCall(
         case FRAME.DATA:
           if (stream !== STREAM) return;
           data.push(p);
-          if (payload.length > 0 && (flags & FLAG.END_STREAM) === 0) {
-            // Give the window back so a large answer keeps flowing.
+          unacked += payload.length;
+          if (unacked >= 32768 && (flags & FLAG.END_STREAM) === 0) {
             const inc = Buffer.alloc(4);
-            inc.writeUInt32BE(payload.length, 0);
+            inc.writeUInt32BE(unacked, 0);
+            unacked = 0;
             sock.write(
               Buffer.concat([frame(FRAME.WINDOW_UPDATE, 0, 0, inc), frame(FRAME.WINDOW_UPDATE, 0, STREAM, inc)]),
             );
@@ -261,7 +296,7 @@ export function grpcUnaryCall(
       }
     };
 
-    sock.on('connect', () => {
+    const onConnected = (): void => {
       const settings = Buffer.alloc(6);
       settings.writeUInt16BE(SETTINGS_ENABLE_PUSH, 0);
       settings.writeUInt32BE(0, 2);
@@ -273,16 +308,11 @@ export function grpcUnaryCall(
         ['content-type', 'application/grpc'],
         ['te', 'trailers'],
       ]);
-      sock.write(
-        Buffer.concat([
-          PREFACE,
-          frame(FRAME.SETTINGS, 0, 0, settings),
-          frame(FRAME.HEADERS, FLAG.END_HEADERS, STREAM, block),
-        ]),
-      );
-      pump();
-    });
-    sock.on('data', (chunk: Buffer) => {
+      // The preface, our SETTINGS, the request's HEADERS and its body (as far as the default
+      // windows allow) go out in one write.
+      pump([PREFACE, frame(FRAME.SETTINGS, 0, 0, settings), frame(FRAME.HEADERS, FLAG.END_HEADERS, STREAM, block)]);
+    };
+    const onData = (chunk: Buffer): void => {
       pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
       try {
         while (pending.length >= 9 && !settled) {
@@ -295,8 +325,12 @@ export function grpcUnaryCall(
       } catch (err) {
         finish(new GrpcCallError(GrpcStatus.INTERNAL, `malformed HTTP/2 from ${endpoint}: ${String(err)}`, err));
       }
+    };
+    const sock = connect(endpoint, {
+      connected: onConnected,
+      data: onData,
+      failed: (err) => unavailable(err.message, err),
+      closed: () => unavailable('connection closed before the call completed'),
     });
-    sock.on('error', (err: Error) => unavailable(err.message, err));
-    sock.on('close', () => unavailable('connection closed before the call completed'));
   });
 }

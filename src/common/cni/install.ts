@@ -5,8 +5,13 @@
  * (trafficEncapMode networkPolicyOnly, Antrea's install_cni_chaining) the conflist lists the primary
  * plugin first (e.g. ptp with host-local IPAM) and antrea after it, without IPAM.
  *
- * The plugin executable is a small launcher that runs src/cmd/antrea-cni.ts on the project's pinned
- * Node with a compile cache (type stripping on every call would cost ~60 ms; with the cache the
+ * Where Bun's compiler is at hand (the `bun` package, an optional dependency), the plugin is one
+ * executable built from src/cmd/antrea-cni-standalone.ts with the agent's socket baked in: it needs
+ * no Node on the host and starts in ~5 ms where Node alone takes ~30 ms here
+ * (docs/design/cni-performance.md). The build is checked by running it (VERSION); if it cannot be
+ * built or run, the install says so and falls back to Node.
+ *
+ * On Node, the plugin executable is a small launcher that runs src/cmd/antrea-cni.ts on the project's pinned Node with a compile cache (type stripping on every call would cost ~60 ms; with the cache the
  * plugin starts within a few ms of bare Node), and points it at the agent's CNI socket. By default
  * it runs the plugin bundled into one plain JavaScript file at install time (compile.ts), so Node
  * neither loads its TypeScript stripper nor its ES module loader. The install
@@ -22,7 +27,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync, writeFileSy
 import { join } from 'node:path';
 import { ValidationError } from '../util/errors.ts';
 import type { CommandRunner } from '../util/exec.ts';
-import { compilePlugin, typeStripper } from './compile.ts';
+import { buildStandalonePlugin, compilePlugin, typeStripper } from './compile.ts';
 
 export const PLUGIN_NAME = 'antrea';
 /** The OS the plugin is installed for (its form differs; the conflist too). */
@@ -34,6 +39,36 @@ export const WINDOWS_LAUNCHER_CONFIG = 'antrea.launcher';
 export const CONFLIST_NAME = '10-antrea.conflist';
 /** The bundled plugin, in the compile cache directory. */
 export const PLUGIN_BUNDLE = 'antrea-cni.cjs';
+
+/**
+ * How the installed plugin runs: `standalone` (one executable built with Bun's compiler), or on
+ * Node, from the bundled script (`node-bundle`) or from the TypeScript entry (`node-source`).
+ */
+export type PluginForm = 'standalone' | 'node-bundle' | 'node-source';
+
+/** What the standalone build needs. */
+export interface StandaloneBuild {
+  /** The Bun executable that compiles (findBun). */
+  readonly bunPath: string;
+  /** Absolute path of src/cmd/antrea-cni-standalone.ts. */
+  readonly entry: string;
+}
+
+/**
+ * The Bun executable of the `bun` package installed under `projectRoot`, for this OS and CPU
+ * (Node's `process.platform` and `process.arch` names), or undefined when there is none. The
+ * package's own install script may have moved it from the platform package to bun/bin/bun.exe.
+ */
+export function findBun(projectRoot: string, platform: string, arch: string): string | undefined {
+  const cpu = arch === 'arm64' ? 'aarch64' : arch;
+  const modules = join(projectRoot, 'node_modules');
+  const candidates = [
+    join(modules, '@oven', `bun-${platform}-${cpu}`, 'bin', 'bun'),
+    join(modules, '@oven', `bun-${platform}-${cpu}-baseline`, 'bin', 'bun'),
+    join(modules, 'bun', 'bin', 'bun.exe'),
+  ];
+  return candidates.find((c) => existsSync(c));
+}
 
 export interface InstallCniOptions {
   readonly binDir: string;
@@ -70,7 +105,12 @@ export interface InstallCniOptions {
   /** Runs the plugin once to fill the compile cache (skipped when absent). */
   readonly runner?: CommandRunner;
   /**
-   * Run the plugin as one JavaScript file bundled from `pluginEntry` into
+   * Linux: build the plugin into one executable with Bun's compiler and run that (needs `runner`).
+   * When the build or its check fails, the plugin runs on Node and `notes` says why.
+   */
+  readonly standalone?: StandaloneBuild;
+  /**
+   * On Node: run the plugin as one JavaScript file bundled from `pluginEntry` into
    * `compileCacheDir`/antrea-cni.cjs (compile.ts), not as TypeScript: a faster start. Default true
    * where Node can strip types.
    */
@@ -79,8 +119,11 @@ export interface InstallCniOptions {
 
 export interface InstallResult {
   readonly pluginPath: string;
-  /** The module the launcher runs: the compiled entry, or `pluginEntry` when not compiled. */
+  readonly form: PluginForm;
+  /** What runs: the standalone executable (pluginPath), or the launcher's bundled script or `pluginEntry`. */
   readonly entry: string;
+  /** Why the plugin is not in the form asked for (e.g. the standalone build failed). */
+  readonly notes: readonly string[];
   readonly conflistPath: string;
   readonly copied: readonly string[];
 }
@@ -90,15 +133,20 @@ function shQuote(s: string): string {
   return `'${s.replaceAll("'", `'\\''`)}'`;
 }
 
-/** The launcher script. */
+/** Sets NAME to `value` (taken literally) unless the caller set it to something non-empty. */
+function shDefault(name: string, value: string): string {
+  return `[ -n "$${name}" ] || ${name}=${shQuote(value)}`;
+}
+
+/** The launcher script of the plugin on Node. */
 export function pluginLauncher(
   o: Pick<InstallCniOptions, 'nodePath' | 'pluginEntry' | 'cniSocket' | 'compileCacheDir'>,
 ): string {
   return [
     '#!/bin/sh',
     '# antrea CNI plugin launcher, written by antrea-ts install-cni: runs the plugin on the pinned Node.',
-    `: "\${ANTREA_CNI_SOCKET:=${o.cniSocket.replaceAll('"', '\\"')}}"`,
-    `: "\${NODE_COMPILE_CACHE:=${o.compileCacheDir.replaceAll('"', '\\"')}}"`,
+    shDefault('ANTREA_CNI_SOCKET', o.cniSocket),
+    shDefault('NODE_COMPILE_CACHE', o.compileCacheDir),
     'export ANTREA_CNI_SOCKET NODE_COMPILE_CACHE',
     `exec ${shQuote(o.nodePath)} ${shQuote(o.pluginEntry)} "$@"`,
     '',
@@ -197,25 +245,50 @@ export async function installCni(o: InstallCniOptions): Promise<InstallResult> {
     copyAtomically(src, join(o.binDir, name));
     copied.push(name);
   }
-  const entry =
-    o.compile !== false && typeStripper() !== undefined
-      ? compilePlugin(o.pluginEntry, join(o.compileCacheDir, PLUGIN_BUNDLE))
-      : o.pluginEntry;
-  const run = { ...o, pluginEntry: entry };
   const windows = launcher !== undefined;
+  const notes: string[] = [];
+  let standalone: string | undefined;
+  if (o.standalone !== undefined && !windows) {
+    if (o.runner === undefined) throw new ValidationError('runner', 'is required to build the standalone plugin');
+    for (const [field, path] of [
+      ['standalone.bunPath', o.standalone.bunPath],
+      ['standalone.entry', o.standalone.entry],
+    ] as const) {
+      if (!existsSync(path)) throw new ValidationError(field, `${path} does not exist`);
+    }
+    try {
+      standalone = await buildStandalonePlugin(
+        o.runner,
+        o.standalone.bunPath,
+        o.standalone.entry,
+        join(o.binDir, PLUGIN_FILE.linux),
+        o.cniSocket,
+      );
+    } catch (err) {
+      notes.push(
+        `the standalone plugin was not built, it runs on Node: ${err instanceof Error ? err.message : String(err)}`,
+      );
+    }
+  }
+  const bundled = standalone === undefined && o.compile !== false && typeStripper() !== undefined;
+  const entry =
+    standalone ?? (bundled ? compilePlugin(o.pluginEntry, join(o.compileCacheDir, PLUGIN_BUNDLE)) : o.pluginEntry);
+  const form: PluginForm = standalone !== undefined ? 'standalone' : bundled ? 'node-bundle' : 'node-source';
+  const run = { ...o, pluginEntry: entry };
   const pluginPath = join(o.binDir, PLUGIN_FILE[windows ? 'windows' : 'linux']);
   if (windows) {
     // The configuration first: a new antrea.exe never starts without it.
     writeAtomically(join(o.binDir, WINDOWS_LAUNCHER_CONFIG), windowsLauncherConfig(run), 0o644);
     copyAtomically(launcher, pluginPath);
-  } else {
+  } else if (standalone === undefined) {
     writeAtomically(pluginPath, pluginLauncher(run), 0o755);
-  }
+  } // else: the standalone executable was built in place (under a temporary name, then renamed)
   const conflistPath = join(o.confDir, CONFLIST_NAME);
   // Antrea's Windows conflist declares the dns capability (containerd passes the Pod's DNS to HNS).
   writeAtomically(conflistPath, antreaConflist({ ...o, dnsCapability: o.dnsCapability ?? windows }), 0o644);
-  if (o.runner !== undefined) {
+  if (o.runner !== undefined && standalone === undefined) {
+    // Warms the compile cache (the standalone build was run already).
     await o.runner.run(pluginPath, [], { env: { CNI_COMMAND: 'VERSION' }, replaceEnv: true, timeoutMs: 30_000 });
   }
-  return { pluginPath, entry, conflistPath, copied };
+  return { pluginPath, form, entry, notes, conflistPath, copied };
 }

@@ -8,7 +8,13 @@
  * INCOMPATIBLE_API_VERSION (202); UNAVAILABLE and DEADLINE_EXCEEDED become TRY_AGAIN_LATER (11), or
  * PLUGIN_NOT_AVAILABLE (50) for STATUS; any other RPC failure becomes UNKNOWN_RPC_ERROR (201).
  */
-import { type CniCmdArgs, type CniMethod, decodeCniCmdResponse, encodeCniCmdRequest } from '../apis/cni/proto.ts';
+import {
+  type CniCmdArgs,
+  type CniMethod,
+  cniMethodPath,
+  decodeCniCmdResponse,
+  encodeCniCmdRequest,
+} from '../apis/cni/proto.ts';
 import {
   CniError,
   compareCniVersions,
@@ -20,7 +26,7 @@ import {
   validateContainerId,
   validateIfName,
 } from '../apis/cni/spec.ts';
-import { GrpcCallError, GrpcStatus } from './grpc-client.ts';
+import { GrpcCallError, GrpcStatus, grpcUnaryCall, type StreamConnector } from './grpc-client.ts';
 
 export const CNI_COMMANDS = ['ADD', 'DEL', 'CHECK', 'GC', 'STATUS', 'VERSION'] as const;
 export type CniCommand = (typeof CNI_COMMANDS)[number];
@@ -164,4 +170,40 @@ export async function runPlugin(input: PluginInput, rpc: CniRpc): Promise<Plugin
     return { stdout: text.endsWith('\n') ? text : text + '\n', stderr: '', exitCode: 0 };
   }
   return { stdout: '', stderr: '', exitCode: 0 };
+}
+
+/**
+ * What a plugin process takes from the runtime it runs on: Node (src/cmd/antrea-cni.ts) or the
+ * standalone executable (src/cmd/antrea-cni-standalone.ts).
+ */
+export interface PluginProcessIo {
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** Reads all of stdin; a closed or empty stdin gives no bytes. Rejects on an I/O failure. */
+  readStdin(): Promise<Uint8Array>;
+  /** How the gRPC call reaches the agent. */
+  readonly connect: StreamConnector;
+  /** Prints stderr, then stdout, and ends the process with the exit code once both are out. */
+  exit(out: PluginOutput): void;
+}
+
+/**
+ * One run of the plugin process: reads the request (stdin only for commands that take a
+ * configuration), forwards it to the agent at $ANTREA_CNI_SOCKET or `defaultEndpoint`, and exits
+ * with the spec's output. Never rejects: an unreadable stdin is the spec's IO_FAILURE (code 5).
+ */
+export async function runPluginProcess(io: PluginProcessIo, defaultEndpoint: string): Promise<void> {
+  const endpoint = io.env['ANTREA_CNI_SOCKET'] ?? defaultEndpoint;
+  const command = io.env['CNI_COMMAND'];
+  let stdin: Uint8Array;
+  try {
+    stdin = command === undefined || command === '' || command === 'VERSION' ? new Uint8Array() : await io.readStdin();
+  } catch (err) {
+    io.exit(errorOutput(new CniError('IO_FAILURE', `antrea-cni: reading stdin: ${String(err)}`), CURRENT_CNI_VERSION));
+    return;
+  }
+  io.exit(
+    await runPlugin({ env: io.env, stdin }, (method, request) =>
+      grpcUnaryCall(io.connect, endpoint, cniMethodPath(method), request),
+    ),
+  );
 }

@@ -182,12 +182,27 @@ t.test('a failure at each step rolls everything back', async (t) => {
       ErrorCode.CONFIG_INTERFACE_FAILURE,
     ],
     ['flows', (r) => (r.flows.fail = true), ErrorCode.CONFIG_INTERFACE_FAILURE],
+    // The port is made once IPAM answered and the host end is up, while the addresses are applied:
+    // here the addresses fail while OVSDB is still creating the port, which must go too.
+    [
+      'Pod addresses, while the port is made',
+      (r) => {
+        r.pods.fail = 'addresses';
+        const create = r.bridge.createPort.bind(r.bridge);
+        r.bridge.createPort = async (spec) => {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          return create(spec);
+        };
+      },
+      ErrorCode.CONFIG_INTERFACE_FAILURE,
+    ],
   ];
   for (const [what, inject, code] of steps) {
     const r = await rig(t);
     inject(r);
     const res = await r.call('CmdAdd');
     t.equal(res.code, code, `${what} failure → ${code}: ${res.message}`);
+    await new Promise((resolve) => setTimeout(resolve, 50)); // nothing still under way adds anything
     assertGone(t, r, 'c1');
     // And the next ADD works once the fault is gone.
     r.ipam.fail = false;
@@ -247,6 +262,11 @@ t.test('a Pod whose port did not get the requested ofport or MAC gets corrected 
     const name = podHostInterfaceName('web', 'c1', 'eth0');
     t.equal(r.flows.installed.get(name)?.mac, r.pods.links.get(name)?.mac, "flows carry the interface's real MAC");
     t.equal(r.flows.history.length, 2);
+    t.equal(
+      r.bridge.getPort(name)?.externalIds['attached-mac'],
+      r.pods.links.get(name)?.mac,
+      "and so do the port's external ids",
+    );
   });
 });
 

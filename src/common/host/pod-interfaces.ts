@@ -37,6 +37,12 @@ export interface PodInterfaceRequest {
    * ignores it. Either way the result reports the MAC the interface has.
    */
   readonly containerMac?: string;
+  /**
+   * Called once, when the host end exists and is up and before the Pod's addresses are applied
+   * (Linux), so the caller can attach it to OVS meanwhile. A configurator that cannot tell (Windows:
+   * HNS makes the endpoint with its address) does not call it. Must not throw.
+   */
+  readonly hostInterfaceReady?: () => void;
 }
 
 export interface PodAddressing {

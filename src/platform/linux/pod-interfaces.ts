@@ -136,6 +136,7 @@ export class LinuxPodInterfaces implements PodInterfaceConfigurator {
       // otherwise set itself once the port is added (one more event).
       await pod.setLink(podLink.index, { up: true });
       await this.host.setLink(hostLink.index, { up: true, promisc: true });
+      req.hostInterfaceReady?.();
       const addressing = await req.addressing;
       for (const ip of addressing.ips) await pod.addAddress(podLink.index, ip.address);
       for (const r of addressing.routes) {

@@ -520,6 +520,8 @@ export class CniServer {
     const podFlows = this.podFlows;
     let ofportRequest: number | undefined;
     let earlyFlows: Promise<PodFlowTarget> | undefined;
+    let earlyPort: Promise<number> | undefined;
+    const portType = this.o.podInterfaces.ovsPortType;
     try {
       ofportRequest = immediate ? this.ofports.allocate() : undefined;
       const containerMac = immediate ? randomMac() : undefined;
@@ -541,6 +543,26 @@ export class CniServer {
         });
         earlyFlows.catch(() => undefined); // observed below
       }
+      // Likewise the OVS port: made, with the Pod's IPs in its external ids, as soon as IPAM has
+      // answered and the host end is up, while the Pod's addresses and routes are applied.
+      const host = Promise.withResolvers<undefined>();
+      host.promise.catch(() => undefined); // a failed configure is reported below
+      if (ofportRequest !== undefined && containerMac !== undefined) {
+        const requested = ofportRequest;
+        earlyPort = Promise.all([host.promise, ipamDone]).then(async ([, res]) => {
+          const started = this.clock.monotonic();
+          const draft = { type: 'container', name: hostName, ofport: undefined, mac: containerMac } as const;
+          const spec = containerPortSpec({ ...draft, ips: ipsOf(res), container }, portType);
+          await this.o.bridge.createPort({ ...spec, ofportRequest: requested });
+          done.port = true;
+          steps['portMs'] = ms(started);
+          this.crash.hit('cni-add-port-done');
+          const ofport = await this.o.bridge.waitForOFPort(hostName);
+          steps['ofportMs'] = ms(started);
+          return ofport;
+        });
+        earlyPort.catch(() => undefined); // observed below
+      }
       let link;
       try {
         link = await this.o.podInterfaces.configure({
@@ -555,8 +577,11 @@ export class CniServer {
             this.o.config.disableTXChecksumOffload || this.o.config.ovsDatapathType === 'netdev',
           addressing,
           ...(containerMac === undefined ? {} : { containerMac }),
+          hostInterfaceReady: () => host.resolve(undefined),
         });
+        host.resolve(undefined); // a configurator that does not say when the host end is up
       } catch (err) {
+        host.reject(err);
         if (err instanceof CniError) throw err; // IPAM's
         if (err instanceof PodInterfaceError && err.code === 'POD_NETNS_NOT_FOUND') {
           throw new CniError('INVALID_ENVIRONMENT_VARIABLES', `CNI_NETNS: ${err.message}`, { cause: err });
@@ -580,20 +605,25 @@ export class CniServer {
         container,
       };
       try {
-        const spec = containerPortSpec(iface, this.o.podInterfaces.ovsPortType);
-        await this.o.bridge.createPort(ofportRequest === undefined ? spec : { ...spec, ofportRequest });
-        done.port = true;
-        step('portMs');
-        this.crash.hit('cni-add-port-done');
-        if (immediate) {
-          iface = { ...iface, ofport: await this.o.bridge.waitForOFPort(hostName) };
+        if (earlyPort !== undefined) {
+          iface = { ...iface, ofport: await earlyPort };
+          if (iface.mac.toLowerCase() !== containerMac?.toLowerCase()) {
+            // The link did not take the requested MAC: the external ids follow the link.
+            await this.o.bridge.setPortExternalIds(hostName, containerPortSpec(iface, portType).externalIds ?? {});
+          }
+          step('portWaitMs');
         } else {
+          const spec = containerPortSpec(iface, portType);
+          await this.o.bridge.createPort(ofportRequest === undefined ? spec : { ...spec, ofportRequest });
+          done.port = true;
+          step('portMs');
+          this.crash.hit('cni-add-port-done');
           // Asynchronous (Windows): use the ofport if it is already there; else ofportChanged
           // installs the flows when it arrives (it waits for this ADD on the container lock).
           const now = this.o.bridge.getPort(hostName)?.ofport;
           if (now !== undefined && now > 0) iface = { ...iface, ofport: now };
+          step('ofportMs');
         }
-        step('ofportMs');
       } catch (err) {
         throw new CniError('CONFIG_INTERFACE_FAILURE', `Failed to connect the Pod to OVS: ${errorMessage(err)}`, {
           cause: err,
@@ -647,6 +677,7 @@ export class CniServer {
       // Let IPAM and the flows settle first, so what they made meanwhile is removed too.
       await ipamDone.catch(() => undefined);
       await earlyFlows?.catch(() => undefined);
+      await earlyPort?.catch(() => undefined);
       await this.rollback(pending, ipamReq, done);
       throw err;
     } finally {

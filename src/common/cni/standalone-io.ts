@@ -43,7 +43,8 @@ function bun(): BunApi {
 /** Bun says only "Failed to connect"; the error names the cause as Node's does (`connect ENOENT /path`). */
 function connectFailure(endpoint: string, err: unknown): Error {
   const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? new Error(`connect ${code} ${endpoint}`, { cause: err }) : (err as Error);
+  if (typeof code === 'string') return new Error(`connect ${code} ${endpoint}`, { cause: err });
+  return err instanceof Error ? err : new Error(`connect ${endpoint}: ${String(err)}`);
 }
 
 /**

@@ -12,6 +12,9 @@
  * of relative `.ts` modules and of `node:` built-ins, exported top-level declarations (`export
  * function|class|const|let`), and `import.meta.main`. All modules share one scope, so a top-level
  * name declared by two modules is rejected too; a cycle between modules is rejected.
+ *
+ * Where Bun's compiler is at hand, install-cni builds the standalone executable instead
+ * (buildStandalonePlugin, below), and this bundle is not used.
  */
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import * as nodeModule from 'node:module';

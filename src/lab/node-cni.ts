@@ -239,7 +239,7 @@ export function antreaCni(o: AntreaCniOptions): NodeCni & { readonly kind: 'antr
       const f = agentFiles(ctx.paths, ctx.nodeName);
       mkdirSync(f.dir, { recursive: true });
       writeAtomically(f.config, antreaAgentConfig(ctx, o.encap, o.serviceCIDR));
-      await o.runner.run(
+      const installed = await o.runner.run(
         installCmd,
         [
           ...installArgs,
@@ -258,6 +258,8 @@ export function antreaCni(o: AntreaCniOptions): NodeCni & { readonly kind: 'antr
         ],
         { timeoutMs: 60_000 },
       );
+      // Which form the plugin took (the standalone executable, or on Node and why).
+      log.info('CNI plugin installed', { node: ctx.nodeName, installCni: installed.stdout.trim() });
       const proc = await o.launcher.launch(
         'ip',
         [

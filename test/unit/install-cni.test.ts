@@ -321,6 +321,7 @@ t.test('a standalone build that fails or does not run leaves the plugin on Node,
     name: 'ValidationError',
     message: /^standalone\.bunPath: .*nope does not exist/,
   });
+  t.notOk(existsSync(join(dir, 'x')), 'a refused install writes nothing');
 });
 
 t.test('compilePlugin bundles the plugin and its imports into one CommonJS script', async (t) => {

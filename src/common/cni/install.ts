@@ -11,8 +11,9 @@
  * (docs/design/cni-performance.md). The build is checked by running it (VERSION); if it cannot be
  * built or run, the install says so and falls back to Node.
  *
- * On Node, the plugin executable is a small launcher that runs src/cmd/antrea-cni.ts on the project's pinned Node with a compile cache (type stripping on every call would cost ~60 ms; with the cache the
- * plugin starts within a few ms of bare Node), and points it at the agent's CNI socket. By default
+ * On Node, the plugin executable is a small launcher that runs src/cmd/antrea-cni.ts on the
+ * project's pinned Node with a compile cache (type stripping on every call would cost ~60 ms; with
+ * the cache the plugin starts within a few ms of bare Node), and points it at the agent's CNI socket. By default
  * it runs the plugin bundled into one plain JavaScript file at install time (compile.ts), so Node
  * neither loads its TypeScript stripper nor its ES module loader. The install
  * runs the plugin once (VERSION) to warm that cache. Files are written to a temporary name and
@@ -234,6 +235,18 @@ export async function installCni(o: InstallCniOptions): Promise<InstallResult> {
     if (launcher === undefined) throw new ValidationError('launcherExe', 'is required for a Windows install');
     if (!existsSync(launcher)) throw new ValidationError('launcherExe', `${launcher} does not exist`);
   }
+  // The standalone build's inputs, checked before anything is written.
+  let build: (StandaloneBuild & { readonly runner: CommandRunner }) | undefined;
+  if (o.standalone !== undefined && o.targetOs !== 'windows') {
+    if (o.runner === undefined) throw new ValidationError('runner', 'is required to build the standalone plugin');
+    for (const [field, path] of [
+      ['standalone.bunPath', o.standalone.bunPath],
+      ['standalone.entry', o.standalone.entry],
+    ] as const) {
+      if (!existsSync(path)) throw new ValidationError(field, `${path} does not exist`);
+    }
+    build = { ...o.standalone, runner: o.runner };
+  }
   mkdirSync(o.binDir, { recursive: true });
   mkdirSync(o.confDir, { recursive: true });
   mkdirSync(o.compileCacheDir, { recursive: true });
@@ -248,19 +261,12 @@ export async function installCni(o: InstallCniOptions): Promise<InstallResult> {
   const windows = launcher !== undefined;
   const notes: string[] = [];
   let standalone: string | undefined;
-  if (o.standalone !== undefined && !windows) {
-    if (o.runner === undefined) throw new ValidationError('runner', 'is required to build the standalone plugin');
-    for (const [field, path] of [
-      ['standalone.bunPath', o.standalone.bunPath],
-      ['standalone.entry', o.standalone.entry],
-    ] as const) {
-      if (!existsSync(path)) throw new ValidationError(field, `${path} does not exist`);
-    }
+  if (build !== undefined) {
     try {
       standalone = await buildStandalonePlugin(
-        o.runner,
-        o.standalone.bunPath,
-        o.standalone.entry,
+        build.runner,
+        build.bunPath,
+        build.entry,
         join(o.binDir, PLUGIN_FILE.linux),
         o.cniSocket,
       );

@@ -8,7 +8,8 @@
  * container's external_ids → ofport → interface store → commit the journal → answer; gratuitous
  * ARP follows in the background. Where ovs-vswitchd assigns ofports at once (Linux), the server
  * chooses the Pod's ofport (ofport_request, see ofport-allocator.ts) and MAC itself, so the Pod's
- * flows are installed as soon as IPAM answered, while the interface and the port are made; a port
+ * flows are installed as soon as IPAM answered, while the interface and the port are made (the
+ * port as soon as IPAM answered and the configurator reported the host end up); a port
  * or interface that ended up with another ofport or MAC gets its flows reinstalled before ADD
  * answers, so the answer still means "interface configured and flows installed". Where the ofport
  * arrives asynchronously (Windows), ADD answers without it and {@link CniServer.ofportChanged}

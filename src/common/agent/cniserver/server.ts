@@ -614,13 +614,13 @@ export class CniServer {
           }
           step('portWaitMs');
         } else {
-          const spec = containerPortSpec(iface, portType);
-          await this.o.bridge.createPort(ofportRequest === undefined ? spec : { ...spec, ofportRequest });
+          // Asynchronous (Windows): ovs-vswitchd picks the ofport once HNS attached the endpoint.
+          await this.o.bridge.createPort(containerPortSpec(iface, portType));
           done.port = true;
           step('portMs');
           this.crash.hit('cni-add-port-done');
-          // Asynchronous (Windows): use the ofport if it is already there; else ofportChanged
-          // installs the flows when it arrives (it waits for this ADD on the container lock).
+          // Use the ofport if it is already there; else ofportChanged installs the flows when it
+          // arrives (it waits for this ADD on the container lock).
           const now = this.o.bridge.getPort(hostName)?.ofport;
           if (now !== undefined && now > 0) iface = { ...iface, ofport: now };
           step('ofportMs');

@@ -229,45 +229,47 @@ t.test('installCni builds the standalone plugin executable with Bun', { skip: NO
     'no command: the about text',
   );
   // Bad input is answered by the executable alone, as the spec says (no agent needed).
-  const bad = await runner.run(r.pluginPath, [], {
-    env: { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c1', CNI_NETNS: '/x', CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin' },
-    replaceEnv: true,
-    input: '{"cniVersion":"1.0.0"',
-    okExitCodes: [1],
-  });
-  t.match(JSON.parse(bad.stdout), { cniVersion: '1.1.0', code: 6 }, 'unparseable config: DECODING_FAILURE');
-  const gone = await runner.run(r.pluginPath, [], {
-    env: { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c1', CNI_NETNS: '/x', CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin' },
-    replaceEnv: true,
-    input: '{"cniVersion":"1.0.0","name":"antrea","type":"antrea"}',
-    okExitCodes: [1],
-  });
+  // One run of the installed plugin with only `env` set, `input` on stdin: its printed JSON.
+  const run = async (env: Record<string, string>, input: string, cwd?: string): Promise<unknown> => {
+    const out = await runner.run(r.pluginPath, [], {
+      env,
+      replaceEnv: true,
+      input,
+      okExitCodes: [1],
+      ...(cwd === undefined ? {} : { cwd }),
+    });
+    return JSON.parse(out.stdout);
+  };
+  const addEnv = {
+    CNI_COMMAND: 'ADD',
+    CNI_CONTAINERID: 'c1',
+    CNI_NETNS: '/x',
+    CNI_IFNAME: 'eth0',
+    CNI_PATH: '/opt/cni/bin',
+  };
   t.match(
-    JSON.parse(gone.stdout),
+    await run(addEnv, '{"cniVersion":"1.0.0"'),
+    { cniVersion: '1.1.0', code: 6 },
+    'unparseable config: DECODING_FAILURE',
+  );
+  t.match(
+    await run(addEnv, '{"cniVersion":"1.0.0","name":"antrea","type":"antrea"}'),
     { code: 11, msg: `connect ENOENT ${join(dir, 'cni.sock')}` },
     'no agent: try again later, at the socket baked in',
   );
-  const other = await runner.run(r.pluginPath, [], {
-    env: { CNI_COMMAND: 'STATUS', ANTREA_CNI_SOCKET: join(dir, 'other.sock') },
-    replaceEnv: true,
-    input: '{"cniVersion":"1.1.0","name":"antrea","type":"antrea"}',
-    okExitCodes: [1],
-  });
-  t.match(JSON.parse(other.stdout), { code: 50, msg: /other\.sock/ }, '$ANTREA_CNI_SOCKET overrides it');
+  const status = '{"cniVersion":"1.1.0","name":"antrea","type":"antrea"}';
+  t.match(
+    await run({ CNI_COMMAND: 'STATUS', ANTREA_CNI_SOCKET: join(dir, 'other.sock') }, status),
+    { code: 50, msg: /other\.sock/ },
+    '$ANTREA_CNI_SOCKET overrides it',
+  );
   // Bun's executables read .env and bunfig.toml from their working directory unless built not to.
   const cwd = join(dir, 'cwd');
   mkdirSync(cwd);
   writeFileSync(join(cwd, '.env'), `ANTREA_CNI_SOCKET=${join(dir, 'evil.sock')}\n`);
   writeFileSync(join(cwd, 'bunfig.toml'), 'preload = ["./evil.ts"]\n');
-  const inCwd = await runner.run(r.pluginPath, [], {
-    env: { CNI_COMMAND: 'STATUS' },
-    replaceEnv: true,
-    cwd,
-    input: '{"cniVersion":"1.1.0","name":"antrea","type":"antrea"}',
-    okExitCodes: [1],
-  });
   t.match(
-    JSON.parse(inCwd.stdout),
+    await run({ CNI_COMMAND: 'STATUS' }, status, cwd),
     { code: 50, msg: `connect ENOENT ${join(dir, 'cni.sock')}` },
     'a .env or bunfig.toml where the runtime runs it changes nothing',
   );
